@@ -1,0 +1,45 @@
+#pragma once
+/// Typed values of playbook inputs and step params: one checker for both, so
+/// `--set count=three` and `with: {count: three}` fail with the same words.
+
+#include <expected>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace netplay {
+
+using json = nlohmann::ordered_json;
+
+enum class ValueType {
+  kString,
+  kInt,
+  kNumber,
+  kBool,
+  kIp,        // IPv4 or IPv6 address
+  kCidr,      // address/prefix
+  kPort,      // 0..65535
+  kDuration,  // "5s"; normalised to milliseconds (a number)
+  kNetns,     // host | NAME | /abs/path | pid:N
+  kList,      // a list (of strings unless stated otherwise)
+  kMap,       // an object
+  kAny,
+};
+
+std::string_view to_string(ValueType t);
+std::expected<ValueType, std::string> parse_value_type(std::string_view s);
+
+/// Checks `v` against `t` and converts it to canonical form: strings that hold a number
+/// become numbers for kInt/kPort/kNumber ("4789" -> 4789), "true"/"false" become booleans,
+/// durations become milliseconds. `from_text` is true for values typed on the command line,
+/// where everything arrives as a string. The error reads "expected an integer, got 'three'".
+std::expected<json, std::string> coerce(ValueType t, const json& v, bool from_text = false);
+
+/// The value as a user would write it, for messages: strings quoted with ', others as JSON.
+std::string describe_value(const json& v);
+
+bool is_ip(std::string_view s);
+bool is_cidr(std::string_view s);
+
+}  // namespace netplay
