@@ -1,0 +1,392 @@
+#include "steps/net/netlink.h"
+
+#include <arpa/inet.h>
+#include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/neighbour.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/socket.h>
+
+namespace netplay::nl {
+
+std::string error_text(int nlerr) {
+  int e = nlerr < 0 ? -nlerr : nlerr;
+  if (e == NLE_AGAIN) return "timed out waiting for the kernel";
+  return nl_geterror(e);
+}
+
+void Socket::Free::operator()(nl_sock* s) const {
+  if (s) nl_socket_free(s);  // closes the fd too
+}
+
+std::expected<Socket, std::string> Socket::open(const StepContext& ctx, int protocol) {
+  Millis t = ctx.remaining();
+  return open_with_timeout(std::clamp(t, Millis(1), Millis(30000)), protocol);
+}
+
+std::expected<Socket, std::string> Socket::open_with_timeout(Millis timeout, int protocol) {
+  Socket s;
+  s.sock_.reset(nl_socket_alloc());
+  if (!s.sock_) return std::unexpected("netlink: cannot allocate a socket");
+  int err = nl_connect(s.get(), protocol ? protocol : NETLINK_ROUTE);
+  if (err < 0) return std::unexpected("netlink: cannot connect: " + error_text(err));
+  // Dumps are paced by the reader, so a modest receive buffer suffices; peeking lets libnl
+  // size its read to the datagram (kernel dump batches can exceed a page).
+  nl_socket_set_buffer_size(s.get(), 256 * 1024, 32 * 1024);
+  nl_socket_enable_msg_peek(s.get());
+  s.set_timeout(timeout);
+  return s;
+}
+
+void Socket::set_timeout(Millis timeout) {
+  auto us = static_cast<long long>(std::max(timeout.count(), 1.0) * 1000.0);
+  timeval tv{.tv_sec = static_cast<time_t>(us / 1000000),
+             .tv_usec = static_cast<suseconds_t>(us % 1000000)};
+  int fd = nl_socket_get_fd(get());
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+namespace {
+
+struct CallbackState {
+  const std::function<void(nlmsghdr*)>* on_msg;
+};
+
+int valid_cb(nl_msg* msg, void* arg) {
+  auto* st = static_cast<CallbackState*>(arg);
+  try {
+    (*st->on_msg)(nlmsg_hdr(msg));
+  } catch (...) {
+    return NL_STOP;  // never unwind through libnl's C frames
+  }
+  return NL_OK;
+}
+
+using CbPtr = std::unique_ptr<nl_cb, Deleter<nl_cb, nl_cb_put>>;
+
+/// A private copy of the socket's callbacks (nl_socket_get_cb returns a new reference).
+CbPtr clone_cb(nl_sock* sk) {
+  nl_cb* base = nl_socket_get_cb(sk);
+  CbPtr cb(nl_cb_clone(base));
+  nl_cb_put(base);
+  return cb;
+}
+
+}  // namespace
+
+std::expected<void, std::string> Socket::dump(int type, const void* header, size_t header_len,
+                                              const std::function<void(nlmsghdr*)>& on_msg,
+                                              std::string_view what) {
+  MsgPtr msg(nlmsg_alloc_simple(type, NLM_F_REQUEST | NLM_F_DUMP));
+  if (!msg) return std::unexpected(fmt::format("{}: out of memory", what));
+  int err = nlmsg_append(msg.get(), const_cast<void*>(header), header_len, NLMSG_ALIGNTO);
+  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
+  err = nl_send_auto(get(), msg.get());
+  if (err < 0) return std::unexpected(fmt::format("{}: send: {}", what, error_text(err)));
+  CbPtr cb = clone_cb(get());
+  if (!cb) return std::unexpected(fmt::format("{}: out of memory", what));
+  CallbackState st{&on_msg};
+  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &st);
+  err = nl_recvmsgs(get(), cb.get());
+  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
+  return {};
+}
+
+std::expected<int, std::string> Socket::netnsid_of_fd(int ns_fd) {
+  MsgPtr msg(nlmsg_alloc_simple(RTM_GETNSID, NLM_F_REQUEST));
+  if (!msg) return std::unexpected("netnsid: out of memory");
+  rtgenmsg g{.rtgen_family = AF_UNSPEC};
+  if (nlmsg_append(msg.get(), &g, sizeof g, NLMSG_ALIGNTO) < 0 ||
+      nla_put_u32(msg.get(), NETNSA_FD, static_cast<uint32_t>(ns_fd)) < 0)
+    return std::unexpected("netnsid: cannot build the request");
+  int err = nl_send_auto(get(), msg.get());
+  if (err < 0) return std::unexpected("netnsid: send: " + error_text(err));
+  int nsid = -1;
+  bool got = false;
+  std::function<void(nlmsghdr*)> on = [&](nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWNSID) return;
+    nlattr* tb[NETNSA_MAX + 1] = {};
+    if (nlmsg_parse(h, sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) < 0) return;
+    if (tb[NETNSA_NSID]) nsid = static_cast<int32_t>(nla_get_u32(tb[NETNSA_NSID]));
+    got = true;
+  };
+  CbPtr cb = clone_cb(get());
+  if (!cb) return std::unexpected("netnsid: out of memory");
+  CallbackState st{&on};
+  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &st);
+  err = nl_recvmsgs(get(), cb.get());
+  if (err < 0) return std::unexpected("netnsid: " + error_text(err));
+  if (!got) return std::unexpected("netnsid: the kernel sent no answer");
+  // nl_send_auto asked for an ACK; collect it so the socket is clean for the next call.
+  nl_wait_for_ack(get());
+  return nsid;
+}
+
+// ---- LinkTable ----
+
+std::expected<LinkTable, std::string> LinkTable::dump(Socket& sock) {
+  nl_cache* c = nullptr;
+  int err = rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, &c);
+  if (err < 0) return std::unexpected("link dump: " + error_text(err));
+  LinkTable t;
+  t.cache_.reset(c);
+  return t;
+}
+
+std::vector<rtnl_link*> LinkTable::all() const {
+  std::vector<rtnl_link*> v;
+  for (nl_object* o = nl_cache_get_first(cache_.get()); o; o = nl_cache_get_next(o))
+    v.push_back(reinterpret_cast<rtnl_link*>(o));
+  std::sort(v.begin(), v.end(), [](rtnl_link* a, rtnl_link* b) {
+    return rtnl_link_get_ifindex(a) < rtnl_link_get_ifindex(b);
+  });
+  return v;
+}
+
+rtnl_link* LinkTable::by_index(int ifindex) const {
+  if (ifindex <= 0) return nullptr;
+  for (nl_object* o = nl_cache_get_first(cache_.get()); o; o = nl_cache_get_next(o)) {
+    auto* l = reinterpret_cast<rtnl_link*>(o);
+    if (rtnl_link_get_ifindex(l) == ifindex) return l;
+  }
+  return nullptr;
+}
+
+rtnl_link* LinkTable::by_name(const std::string& name) const {
+  for (nl_object* o = nl_cache_get_first(cache_.get()); o; o = nl_cache_get_next(o)) {
+    auto* l = reinterpret_cast<rtnl_link*>(o);
+    const char* n = rtnl_link_get_name(l);
+    if (n && name == n) return l;
+  }
+  return nullptr;
+}
+
+std::string LinkTable::name_of(int ifindex) const {
+  rtnl_link* l = by_index(ifindex);
+  const char* n = l ? rtnl_link_get_name(l) : nullptr;
+  return n ? n : "";
+}
+
+std::string LinkTable::names() const {
+  std::string out;
+  for (rtnl_link* l : all()) {
+    if (!out.empty()) out += ", ";
+    const char* n = rtnl_link_get_name(l);
+    out += n ? n : fmt::format("#{}", rtnl_link_get_ifindex(l));
+  }
+  return out.empty() ? "(none)" : out;
+}
+
+std::expected<rtnl_link*, std::string> LinkTable::find(const std::string& name, int index) const {
+  rtnl_link* l = name.empty() ? by_index(index) : by_name(name);
+  if (l) return l;
+  std::string what = name.empty() ? fmt::format("with index {}", index) : "'" + name + "'";
+  return std::unexpected(
+      fmt::format("interface {} not found in this namespace; interfaces here: {}", what, names()));
+}
+
+// ---- Facts ----
+
+LinkFacts link_facts(rtnl_link* l, const LinkTable& table) {
+  LinkFacts f;
+  const char* name = rtnl_link_get_name(l);
+  f.name = name ? name : "";
+  f.index = rtnl_link_get_ifindex(l);
+  const char* kind = rtnl_link_get_type(l);
+  if (kind && *kind)
+    f.kind = kind;
+  else
+    f.kind = rtnl_link_get_arptype(l) == ARPHRD_LOOPBACK ? "loopback" : "device";
+  f.oper_state = oper_state_name(rtnl_link_get_operstate(l));
+  unsigned flags = rtnl_link_get_flags(l);
+  f.admin_up = flags & IFF_UP;
+  f.lower_up = flags & IFF_LOWER_UP;
+  f.flags = link_flag_names(flags);
+  f.mtu = rtnl_link_get_mtu(l);
+  nl_addr* mac = rtnl_link_get_addr(l);
+  if (mac && nl_addr_get_family(mac) == AF_LLC)
+    f.mac = format_mac(static_cast<const unsigned char*>(nl_addr_get_binary_addr(mac)),
+                       nl_addr_get_len(mac));
+  else
+    f.mac = addr_str(mac);
+  nl_addr* brd = rtnl_link_get_broadcast(l);
+  if (brd && nl_addr_get_family(brd) == AF_LLC)
+    f.broadcast = format_mac(static_cast<const unsigned char*>(nl_addr_get_binary_addr(brd)),
+                             nl_addr_get_len(brd));
+  f.master_index = rtnl_link_get_master(l);
+  if (f.master_index > 0) f.master = table.name_of(f.master_index);
+  f.peer_index = rtnl_link_get_link(l);
+  int32_t nsid = 0;
+  if (rtnl_link_get_link_netnsid(l, &nsid) == 0) f.peer_netnsid = nsid;
+  if (f.peer_index > 0 && !f.peer_netnsid) f.peer = table.name_of(f.peer_index);
+  const char* q = rtnl_link_get_qdisc(l);
+  f.qdisc = q ? q : "";
+  f.txqlen = rtnl_link_get_txqlen(l);
+  const char* alias = rtnl_link_get_ifalias(l);
+  f.alias = alias ? alias : "";
+  f.rx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
+  f.tx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
+  f.rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
+  f.tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
+  f.rx_errors = rtnl_link_get_stat(l, RTNL_LINK_RX_ERRORS);
+  f.tx_errors = rtnl_link_get_stat(l, RTNL_LINK_TX_ERRORS);
+  f.rx_dropped = rtnl_link_get_stat(l, RTNL_LINK_RX_DROPPED);
+  f.tx_dropped = rtnl_link_get_stat(l, RTNL_LINK_TX_DROPPED);
+  return f;
+}
+
+json to_json(const LinkFacts& f) {
+  json j;
+  j["exists"] = true;
+  j["name"] = f.name;
+  j["index"] = f.index;
+  j["kind"] = f.kind;
+  j["oper_state"] = f.oper_state;
+  j["admin_up"] = f.admin_up;
+  j["lower_up"] = f.lower_up;
+  j["mtu"] = f.mtu;
+  j["mac"] = f.mac;
+  if (!f.broadcast.empty()) j["broadcast"] = f.broadcast;
+  if (f.master_index > 0) {
+    j["master"] = f.master;
+    j["master_index"] = f.master_index;
+  }
+  if (f.peer_index > 0) j["peer_index"] = f.peer_index;
+  if (f.peer_netnsid) j["peer_netnsid"] = *f.peer_netnsid;
+  if (!f.peer.empty()) j["peer"] = f.peer;
+  j["flags"] = f.flags;
+  j["qdisc"] = f.qdisc;
+  j["txqlen"] = f.txqlen;
+  j["alias"] = f.alias;
+  j["stats"] = {{"rx_packets", f.rx_packets}, {"tx_packets", f.tx_packets},
+                {"rx_bytes", f.rx_bytes},     {"tx_bytes", f.tx_bytes},
+                {"rx_errors", f.rx_errors},   {"tx_errors", f.tx_errors},
+                {"rx_dropped", f.rx_dropped}, {"tx_dropped", f.tx_dropped}};
+  return j;
+}
+
+// ---- Formatting ----
+
+std::string format_mac(const unsigned char* b, size_t len) {
+  std::string out;
+  out.reserve(len * 3);
+  for (size_t i = 0; i < len; ++i) {
+    if (i) out += ':';
+    out += fmt::format("{:02x}", b[i]);
+  }
+  return out;
+}
+
+std::string addr_str(const nl_addr* a) {
+  if (!a || nl_addr_get_len(a) == 0) return "";
+  int fam = nl_addr_get_family(a);
+  const void* bin = nl_addr_get_binary_addr(a);
+  if (fam == AF_INET || fam == AF_INET6) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (inet_ntop(fam, bin, buf, sizeof buf)) return buf;
+    return "";
+  }
+  return format_mac(static_cast<const unsigned char*>(bin), nl_addr_get_len(a));
+}
+
+std::string oper_state_name(uint8_t s) {
+  switch (s) {
+    case IF_OPER_NOTPRESENT: return "NOTPRESENT";
+    case IF_OPER_DOWN: return "DOWN";
+    case IF_OPER_LOWERLAYERDOWN: return "LOWERLAYERDOWN";
+    case IF_OPER_TESTING: return "TESTING";
+    case IF_OPER_DORMANT: return "DORMANT";
+    case IF_OPER_UP: return "UP";
+    default: return "UNKNOWN";
+  }
+}
+
+std::vector<std::string> link_flag_names(unsigned flags) {
+  std::vector<std::string> out;
+  if ((flags & IFF_UP) && !(flags & IFF_RUNNING)) out.emplace_back("NO-CARRIER");
+  static const std::pair<unsigned, const char*> kNames[] = {
+      {IFF_LOOPBACK, "LOOPBACK"},   {IFF_BROADCAST, "BROADCAST"}, {IFF_POINTOPOINT, "POINTOPOINT"},
+      {IFF_MULTICAST, "MULTICAST"}, {IFF_NOARP, "NOARP"},         {IFF_ALLMULTI, "ALLMULTI"},
+      {IFF_PROMISC, "PROMISC"},     {IFF_NOTRAILERS, "NOTRAILERS"}, {IFF_DEBUG, "DEBUG"},
+      {IFF_DYNAMIC, "DYNAMIC"},     {IFF_AUTOMEDIA, "AUTOMEDIA"}, {IFF_PORTSEL, "PORTSEL"},
+      {IFF_MASTER, "MASTER"},       {IFF_SLAVE, "SLAVE"},         {IFF_UP, "UP"},
+      {IFF_LOWER_UP, "LOWER_UP"},   {IFF_DORMANT, "DORMANT"},     {IFF_ECHO, "ECHO"},
+  };
+  for (auto [bit, name] : kNames)
+    if (flags & bit) out.emplace_back(name);
+  return out;
+}
+
+namespace {
+/// Most significant first: the order neigh_state_main picks from.
+constexpr std::pair<int, const char*> kNudNames[] = {
+    {NUD_PERMANENT, "PERMANENT"}, {NUD_NOARP, "NOARP"}, {NUD_REACHABLE, "REACHABLE"},
+    {NUD_STALE, "STALE"},         {NUD_DELAY, "DELAY"}, {NUD_PROBE, "PROBE"},
+    {NUD_FAILED, "FAILED"},       {NUD_INCOMPLETE, "INCOMPLETE"},
+};
+}  // namespace
+
+std::vector<std::string> neigh_state_names(int nud) {
+  std::vector<std::string> out;
+  for (auto [bit, name] : kNudNames)
+    if (nud & bit) out.emplace_back(name);
+  if (out.empty()) out.emplace_back("NONE");
+  return out;
+}
+
+std::string neigh_state_main(int nud) { return neigh_state_names(nud).front(); }
+
+std::vector<std::string> neigh_flag_names(unsigned f) {
+  std::vector<std::string> out;
+  static const std::pair<unsigned, const char*> kNames[] = {
+      {NTF_SELF, "self"},   {NTF_MASTER, "master"}, {NTF_ROUTER, "router"},
+      {NTF_PROXY, "proxy"}, {NTF_EXT_LEARNED, "extern_learn"},
+      {NTF_OFFLOADED, "offloaded"}, {NTF_STICKY, "sticky"},
+  };
+  for (auto [bit, name] : kNames)
+    if (f & bit) out.emplace_back(name);
+  return out;
+}
+
+std::string scope_name(int scope) {
+  switch (scope) {
+    case RT_SCOPE_UNIVERSE: return "global";
+    case RT_SCOPE_SITE: return "site";
+    case RT_SCOPE_LINK: return "link";
+    case RT_SCOPE_HOST: return "host";
+    case RT_SCOPE_NOWHERE: return "nowhere";
+    default: return std::to_string(scope);
+  }
+}
+
+std::expected<AddrPtr, std::string> parse_ip(const std::string& text) {
+  unsigned char buf[16];
+  int fam = 0;
+  size_t len = 0;
+  if (inet_pton(AF_INET, text.c_str(), buf) == 1) {
+    fam = AF_INET;
+    len = 4;
+  } else if (inet_pton(AF_INET6, text.c_str(), buf) == 1) {
+    fam = AF_INET6;
+    len = 16;
+  } else {
+    return std::unexpected(fmt::format("'{}' is not an IP address", text));
+  }
+  AddrPtr a(nl_addr_build(fam, buf, len));
+  if (!a) return std::unexpected("out of memory");
+  return a;
+}
+
+}  // namespace netplay::nl

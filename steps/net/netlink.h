@@ -1,0 +1,153 @@
+#pragma once
+/// RAII over libnl-3 (route) for steps that ask the kernel about links, addresses, routes
+/// and neighbours.
+///
+/// Namespaces: a netlink socket talks to the network namespace its creating thread was in
+/// when it was opened. The runner enters the step's namespace on the worker thread before
+/// run(), so open a Socket inside run() and drop it before returning; never keep one across
+/// steps. Deadlines: every socket carries SO_RCVTIMEO derived from the step's deadline, so
+/// no receive can hang past it (a timed-out call returns an error that says so).
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <netlink/addr.h>
+#include <netlink/cache.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+
+#include "runner/step.h"
+
+namespace netplay::nl {
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const {
+    if (p) Free(p);
+  }
+};
+using CachePtr = std::unique_ptr<nl_cache, Deleter<nl_cache, nl_cache_free>>;
+using AddrPtr = std::unique_ptr<nl_addr, Deleter<nl_addr, nl_addr_put>>;
+using MsgPtr = std::unique_ptr<nl_msg, Deleter<nl_msg, nlmsg_free>>;
+
+/// libnl's error text for a (negative or positive) libnl error code; a receive timeout
+/// reads "timed out waiting for the kernel".
+std::string error_text(int nlerr);
+
+/// A connected netlink socket in the calling thread's current network namespace.
+class Socket {
+ public:
+  /// Opens and connects; the receive timeout is the step's remaining time (capped at
+  /// 30 s, at least 1 ms). `protocol` is NETLINK_ROUTE unless a step needs another family.
+  static std::expected<Socket, std::string> open(const StepContext& ctx, int protocol = 0);
+  /// Same with an explicit receive timeout (tests, benchmarks).
+  static std::expected<Socket, std::string> open_with_timeout(Millis timeout, int protocol = 0);
+
+  nl_sock* get() const { return sock_.get(); }
+  /// Re-arms the receive timeout, e.g. before a second request late in a step.
+  void set_timeout(Millis timeout);
+
+  /// Sends a dump request of `type` (RTM_GETLINK, RTM_GETNEIGH, ...) whose payload is
+  /// `header` (ifinfomsg, ndmsg, rtmsg, ...), and calls `on_msg` for every message of the
+  /// reply. Errors carry `what` ("neighbour dump: ...").
+  std::expected<void, std::string> dump(int type, const void* header, size_t header_len,
+                                        const std::function<void(nlmsghdr*)>& on_msg,
+                                        std::string_view what);
+
+  /// The NETNSID under which this socket's namespace sees the namespace open at `ns_fd`
+  /// (RTM_GETNSID with NETNSA_FD); -1 when none is assigned.
+  std::expected<int, std::string> netnsid_of_fd(int ns_fd);
+
+ private:
+  struct Free {
+    void operator()(nl_sock* s) const;
+  };
+  std::unique_ptr<nl_sock, Free> sock_;
+};
+
+/// The facts `link` reports for one interface, gathered from one dump.
+struct LinkFacts {
+  std::string name;
+  int index = 0;
+  /// IFLA_INFO_KIND (veth, vxlan, bridge, openvswitch, dummy, ...); "loopback" for lo and
+  /// "device" for an interface without a kind (a physical NIC).
+  std::string kind;
+  std::string oper_state;  // UP, DOWN, UNKNOWN, LOWERLAYERDOWN, DORMANT, NOTPRESENT, TESTING
+  bool admin_up = false;   // IFF_UP
+  bool lower_up = false;   // IFF_LOWER_UP (carrier)
+  unsigned mtu = 0;
+  std::string mac;  // lowercase aa:bb:..; "" when the link has no address
+  std::string broadcast;
+  int master_index = 0;  // 0 = none
+  std::string master;    // "" = none (or not resolvable in this namespace)
+  /// IFLA_LINK: the veth peer's ifindex (or a vlan/macvlan's lower device); 0 = none.
+  int peer_index = 0;
+  /// IFLA_LINK_NETNSID: the peer lives in another namespace, known here under this id.
+  std::optional<int> peer_netnsid;
+  /// The peer's name when it lives in this namespace.
+  std::string peer;
+  std::vector<std::string> flags;  // UP, BROADCAST, LOWER_UP, ... as `ip link` prints them
+  std::string qdisc;
+  unsigned txqlen = 0;
+  std::string alias;
+  uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0;
+  uint64_t rx_errors = 0, tx_errors = 0, rx_dropped = 0, tx_dropped = 0;
+};
+
+/// One RTM_GETLINK dump of the current namespace (a libnl link cache).
+class LinkTable {
+ public:
+  static std::expected<LinkTable, std::string> dump(Socket& sock);
+
+  rtnl_link* by_index(int ifindex) const;  // nullptr when absent
+  rtnl_link* by_name(const std::string& name) const;
+  /// Every link, ordered by ifindex.
+  std::vector<rtnl_link*> all() const;
+  /// "" when no link has this index here.
+  std::string name_of(int ifindex) const;
+  /// "lo, eth0, silk-vtep" in ifindex order, for "not found" messages.
+  std::string names() const;
+  /// By name, or by index when `name` is empty; the error reads
+  /// "interface 'x' not found in this namespace; interfaces here: lo, eth0".
+  std::expected<rtnl_link*, std::string> find(const std::string& name, int index = 0) const;
+
+  nl_cache* cache() const { return cache_.get(); }
+
+ private:
+  CachePtr cache_;
+};
+
+LinkFacts link_facts(rtnl_link* link, const LinkTable& table);
+json to_json(const LinkFacts& f);
+
+// ---- Formatting (pure; unit-tested on canned values) ----
+
+/// "aa:aa:0a:ff:d3:28"; "" for zero length.
+std::string format_mac(const unsigned char* bytes, size_t len);
+/// An nl_addr as `ip` prints it: IPs without the prefix, link-layer addresses as MACs;
+/// "" for null or zero-length addresses.
+std::string addr_str(const nl_addr* a);
+/// "UP", "DOWN", "LOWERLAYERDOWN", ...; "UNKNOWN" for 0 and unknown values.
+std::string oper_state_name(uint8_t state);
+/// IFF_* bits as `ip link` names them, in its order: BROADCAST, POINTOPOINT, ..., UP, LOWER_UP.
+std::vector<std::string> link_flag_names(unsigned flags);
+/// NUD_* bits as names ("REACHABLE", "PERMANENT", ...), most significant state first.
+std::vector<std::string> neigh_state_names(int nud_state);
+/// The one state a user checks: PERMANENT > NOARP > REACHABLE > STALE > DELAY > PROBE >
+/// FAILED > INCOMPLETE > NONE.
+std::string neigh_state_main(int nud_state);
+/// NTF_* bits: self, master, router, proxy, extern_learn, offloaded, sticky.
+std::vector<std::string> neigh_flag_names(unsigned ntf_flags);
+/// rtm_scope: global, site, link, host, nowhere, or the number.
+std::string scope_name(int scope);
+
+/// Parses an IP address (no prefix) into an nl_addr of family AF_INET/AF_INET6.
+std::expected<AddrPtr, std::string> parse_ip(const std::string& text);
+
+}  // namespace netplay::nl
