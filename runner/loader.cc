@@ -1,0 +1,719 @@
+#include "runner/loader.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "runner/expect.h"
+#include "runner/loader_yaml.h"
+#include "runner/params.h"
+#include "runner/sha256.h"
+
+namespace netplay {
+
+namespace {
+
+using yamlx::describe_node;
+using yamlx::pos_of;
+using yamlx::to_json;
+
+const std::vector<std::string> kTopKeys = {"apiVersion", "kind",  "metadata", "inputs",
+                                           "env",        "steps", "diagnosis"};
+const std::vector<std::string> kMetaKeys = {"name", "title", "description", "references"};
+const std::vector<std::string> kInputKeys = {"type", "default", "required", "description"};
+const std::vector<std::string> kStepKeys = {
+    "id",    "title",   "uses",        "netns",    "with",       "expect", "needs", "when",
+    "timeout", "retries", "retry_delay", "severity", "background", "hooks",  "on_fail"};
+const std::vector<std::string> kCollectorKeys = {"uses", "with", "netns", "timeout", "title"};
+const std::vector<std::string> kHookKeys = {"before", "after"};
+const std::vector<std::string> kDiagnosisKeys = {"id", "when", "finding", "next", "references"};
+
+const std::regex& name_re() {
+  static const std::regex r("[a-z0-9-]+");
+  return r;
+}
+const std::regex& step_id_re() {
+  static const std::regex r("[a-z0-9_]+");
+  return r;
+}
+const std::regex& ident_re() {
+  static const std::regex r("[A-Za-z_][A-Za-z0-9_]*");
+  return r;
+}
+/// A hook given as a file name rather than Lua source ("checks/arp.lua").
+const std::regex& lua_file_re() {
+  static const std::regex r(R"([A-Za-z0-9_./-]+\.lua)");
+  return r;
+}
+
+std::string hint(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string s = did_you_mean(word, candidates);
+  return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
+}
+
+enum class Kind { kExpr, kTemplate, kChunk };
+
+struct PendingRefs {
+  Pos pos;
+  std::string field;
+  std::vector<std::string> steps;
+};
+
+struct NeedEdge {
+  std::string id;
+  Pos pos;
+};
+
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {
+    pb_.file = file_;
+    pb_.engine = std::make_shared<ExprEngine>();
+  }
+
+  std::expected<Playbook, std::vector<Diagnostic>> run(const std::string& text);
+
+ private:
+  void err(Pos p, std::string msg) { diags_.push_back({file_, p, std::move(msg)}); }
+  void err(const YAML::Node& n, std::string msg) { err(pos_of(n), std::move(msg)); }
+
+  void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed);
+  std::optional<std::string> str(const YAML::Node& n, std::string_view field);
+  std::vector<std::pair<std::string, YAML::Node>> str_list(const YAML::Node& n,
+                                                           std::string_view field);
+  Expr compile(const YAML::Node& n, std::string_view field, Kind kind);
+  void templates_in(const YAML::Node& n, const json::json_pointer& ptr, const std::string& field,
+                    std::vector<TemplateSlot>& out);
+  std::optional<json> coerce_at(const YAML::Node& n, ValueType t, std::string_view field);
+
+  void load_top(const YAML::Node& root);
+  void load_metadata(const YAML::Node& n);
+  void load_inputs(const YAML::Node& n);
+  void load_env(const YAML::Node& n);
+  void load_steps(const YAML::Node& n);
+  bool load_step(const YAML::Node& n, StepDef& s, const std::string& parent, size_t index);
+  void load_with(const YAML::Node& n, StepDef& s, Pos fallback);
+  void load_expect(const YAML::Node& n, StepDef& s);
+  void load_hooks(const YAML::Node& n, StepDef& s);
+  void load_diagnosis(const YAML::Node& n);
+  void check_needs();
+  void check_refs();
+
+  std::string file_;
+  Playbook pb_;
+  std::vector<Diagnostic> diags_;
+  std::vector<PendingRefs> refs_;
+  std::map<std::string, Pos> step_ids_;
+  std::vector<std::string> step_id_order_;
+  std::map<std::string, std::vector<NeedEdge>> need_edges_;
+};
+
+void Loader::check_keys(const YAML::Node& map, const std::vector<std::string>& allowed) {
+  if (!map.IsMap()) return;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (!it->first.IsScalar()) continue;  // reported by check_structure
+    const std::string& k = it->first.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
+      err(it->first, fmt::format("unknown key '{}'{}", k, hint(k, allowed)));
+  }
+}
+
+std::optional<std::string> Loader::str(const YAML::Node& n, std::string_view field) {
+  if (n.IsScalar()) return n.Scalar();
+  err(n, fmt::format("{}: expected a string, got {}", field, describe_node(n)));
+  return std::nullopt;
+}
+
+/// A list of strings; a single string is accepted as a list of one.
+std::vector<std::pair<std::string, YAML::Node>> Loader::str_list(const YAML::Node& n,
+                                                                 std::string_view field) {
+  std::vector<std::pair<std::string, YAML::Node>> out;
+  if (n.IsScalar()) {
+    out.emplace_back(n.Scalar(), n);
+  } else if (n.IsSequence()) {
+    for (const auto& item : n) {
+      if (item.IsScalar()) out.emplace_back(item.Scalar(), item);
+      else err(item, fmt::format("{}: expected a string, got {}", field, describe_node(item)));
+    }
+  } else if (!n.IsNull()) {
+    err(n, fmt::format("{}: expected a list of strings, got {}", field, describe_node(n)));
+  }
+  return out;
+}
+
+std::optional<json> Loader::coerce_at(const YAML::Node& n, ValueType t, std::string_view field) {
+  auto c = coerce(t, to_json(n));
+  if (!c) {
+    err(n, fmt::format("{}: {}", field, c.error()));
+    return std::nullopt;
+  }
+  return *c;
+}
+
+Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
+  Expr e;
+  e.pos = pos_of(n);
+  if (!n.IsScalar()) {
+    err(n, fmt::format("{}: expected {}, got {}", field,
+                       kind == Kind::kExpr ? "a Lua expression" : "a string", describe_node(n)));
+    return e;
+  }
+  e.src = n.Scalar();
+  ExprEngine& engine = *pb_.engine;
+  std::expected<int, std::string> id;
+  switch (kind) {
+    case Kind::kExpr:
+      id = engine.compile_expr(e.src);
+      break;
+    case Kind::kTemplate:
+      id = engine.compile_template(e.src);
+      break;
+    case Kind::kChunk: {
+      std::string label;
+      if (std::regex_match(e.src, lua_file_re())) {
+        auto slash = file_.rfind('/');
+        std::string path = e.src[0] == '/' || slash == std::string::npos
+                               ? e.src
+                               : file_.substr(0, slash + 1) + e.src;
+        std::ifstream in(path);
+        if (!in) {
+          err(n, fmt::format("{}: cannot read Lua file '{}'", field, path));
+          return e;
+        }
+        std::stringstream ss;
+        ss << in.rdbuf();
+        label = e.src + ": ";
+        e.src = ss.str();
+      }
+      id = engine.compile_chunk(e.src);
+      // A hook may be a bare expression ("steps.a.facts.x > 0"): treat it as its value.
+      if (!id) {
+        auto as_expr = engine.compile_chunk("return " + e.src);
+        if (as_expr) {
+          e.src = "return " + e.src;
+          id = as_expr;
+        }
+      }
+      if (!id) id = std::unexpected(label + id.error());
+      break;
+    }
+  }
+  if (!id) {
+    err(n, fmt::format("{}: {}", field, id.error()));
+    return e;
+  }
+  e.id = *id;
+  std::vector<std::string> input_names;
+  for (const auto& in : pb_.inputs) input_names.push_back(in.name);
+  for (const auto& name : ExprEngine::input_refs(e.src)) {
+    if (!pb_.find_input(name))
+      err(n, fmt::format("{}: unknown input '{}'{}", field, name, hint(name, input_names)));
+  }
+  auto steps = ExprEngine::step_refs(e.src);
+  if (!steps.empty()) refs_.push_back({e.pos, std::string(field), std::move(steps)});
+  return e;
+}
+
+void Loader::templates_in(const YAML::Node& n, const json::json_pointer& ptr,
+                          const std::string& field, std::vector<TemplateSlot>& out) {
+  if (n.IsScalar()) {
+    if (!ExprEngine::has_template(n.Scalar()) || !to_json(n).is_string()) return;
+    Expr e = compile(n, field, Kind::kTemplate);
+    if (e) out.push_back({ptr, std::move(e)});
+  } else if (n.IsSequence()) {
+    size_t i = 0;
+    for (const auto& item : n) {
+      templates_in(item, ptr / i, fmt::format("{}.{}", field, i), out);
+      ++i;
+    }
+  } else if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) continue;
+      const std::string& k = it->first.Scalar();
+      templates_in(it->second, ptr / k, field + "." + k, out);
+    }
+  }
+}
+
+std::expected<Playbook, std::vector<Diagnostic>> Loader::run(const std::string& text) {
+  pb_.sha256 = sha256_hex(text);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+    return std::unexpected(std::vector<Diagnostic>{{file_, p, e.msg}});
+  }
+  yamlx::check_structure(root, file_, diags_);
+  load_top(root);
+  check_needs();
+  check_refs();
+  if (!diags_.empty()) {
+    std::stable_sort(diags_.begin(), diags_.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::pair(a.pos.line, a.pos.col) < std::pair(b.pos.line, b.pos.col);
+    });
+    return std::unexpected(std::move(diags_));
+  }
+  return std::move(pb_);
+}
+
+void Loader::load_top(const YAML::Node& root) {
+  if (!root.IsMap()) {
+    Pos p = root.IsNull() || !root.IsDefined() ? Pos{1, 1} : pos_of(root);
+    err(p, root.IsNull() ? "empty playbook: expected apiVersion, kind, metadata and steps"
+                         : fmt::format("a playbook is a map (apiVersion, kind, metadata, steps), "
+                                       "got {}",
+                                       describe_node(root)));
+    return;
+  }
+  check_keys(root, kTopKeys);
+  Pos top = pos_of(root);
+  if (const auto& v = root["apiVersion"]) {
+    auto s = str(v, "apiVersion");
+    if (s && *s != "netplay/v1")
+      err(v, fmt::format("apiVersion: expected 'netplay/v1', got {}", describe_node(v)));
+    if (s) pb_.api_version = *s;
+  } else {
+    err(top, "apiVersion is required (apiVersion: netplay/v1)");
+  }
+  if (const auto& v = root["kind"]) {
+    auto s = str(v, "kind");
+    if (s && *s != "Playbook")
+      err(v, fmt::format("kind: expected 'Playbook', got {}", describe_node(v)));
+    if (s) pb_.kind = *s;
+  } else {
+    err(top, "kind is required (kind: Playbook)");
+  }
+  if (const auto& v = root["metadata"]) load_metadata(v);
+  else err(top, "metadata is required (metadata: {name: ...})");
+  if (const auto& v = root["inputs"]) load_inputs(v);
+  if (const auto& v = root["env"]) load_env(v);
+  if (const auto& v = root["steps"]) load_steps(v);
+  else err(top, "steps is required (a list of steps)");
+  if (const auto& v = root["diagnosis"]) load_diagnosis(v);
+}
+
+void Loader::load_metadata(const YAML::Node& n) {
+  if (!n.IsMap()) {
+    err(n, fmt::format("metadata: expected a map with name, title, description, got {}",
+                       describe_node(n)));
+    return;
+  }
+  check_keys(n, kMetaKeys);
+  if (const auto& v = n["name"]) {
+    if (auto s = str(v, "metadata.name")) {
+      pb_.name = *s;
+      if (!std::regex_match(*s, name_re()))
+        err(v, fmt::format("metadata.name: '{}' must match [a-z0-9-]+", *s));
+    }
+  } else {
+    err(n, "metadata.name is required");
+  }
+  if (const auto& v = n["title"]) pb_.title = str(v, "metadata.title").value_or("");
+  if (const auto& v = n["description"]) pb_.description = str(v, "metadata.description").value_or("");
+  if (const auto& v = n["references"])
+    for (auto& [s, _] : str_list(v, "metadata.references")) pb_.references.push_back(s);
+}
+
+void Loader::load_inputs(const YAML::Node& n) {
+  if (n.IsNull()) return;
+  if (!n.IsMap()) {
+    err(n, fmt::format("inputs: expected a map of NAME: {{type: ..., default: ...}}, got {}",
+                       describe_node(n)));
+    return;
+  }
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    InputDef d;
+    d.name = it->first.Scalar();
+    d.pos = pos_of(it->first);
+    const YAML::Node& v = it->second;
+    std::string where = "inputs." + d.name;
+    if (!std::regex_match(d.name, ident_re()))
+      err(it->first, fmt::format("input name '{}' must be a Lua identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                                 d.name));
+    if (pb_.find_input(d.name)) continue;  // duplicate key, reported by check_structure
+    if (!v.IsMap()) {
+      err(v.IsNull() ? it->first : v,
+          fmt::format("{}: expected a map such as {{type: string, default: ...}}, got {}", where,
+                      describe_node(v)));
+      pb_.inputs.push_back(std::move(d));
+      continue;
+    }
+    check_keys(v, kInputKeys);
+    const YAML::Node& def = v["default"];
+    if (const auto& t = v["type"]) {
+      if (auto s = str(t, where + ".type")) {
+        auto parsed = parse_value_type(*s);
+        if (parsed) d.type = *parsed;
+        else err(t, fmt::format("{}.type: {}", where, parsed.error()));
+      }
+    } else if (def) {
+      // No type: infer it from the default so `default: 4789` stays a number.
+      json j = to_json(def);
+      d.type = j.is_boolean()          ? ValueType::kBool
+               : j.is_number_integer() ? ValueType::kInt
+               : j.is_number()         ? ValueType::kNumber
+               : j.is_array()          ? ValueType::kList
+               : j.is_object()         ? ValueType::kMap
+                                       : ValueType::kString;
+    }
+    if (def && !def.IsNull()) {
+      if (auto c = coerce_at(def, d.type, where + ".default")) d.default_value = *c;
+    }
+    if (const auto& r = v["required"]) {
+      if (auto c = coerce_at(r, ValueType::kBool, where + ".required")) d.required = c->get<bool>();
+    }
+    if (const auto& s = v["description"]) d.description = str(s, where + ".description").value_or("");
+    pb_.inputs.push_back(std::move(d));
+  }
+}
+
+void Loader::load_env(const YAML::Node& n) {
+  for (auto& [name, node] : str_list(n, "env")) {
+    if (!std::regex_match(name, ident_re()))
+      err(node, fmt::format("env: '{}' is not a variable name", name));
+    else
+      pb_.env_allow.push_back(name);
+  }
+}
+
+void Loader::load_steps(const YAML::Node& n) {
+  if (!n.IsSequence()) {
+    err(n, fmt::format("steps: expected a list of steps, got {}", describe_node(n)));
+    return;
+  }
+  size_t i = 0;
+  for (const auto& item : n) {
+    StepDef s;
+    if (load_step(item, s, "", i)) pb_.steps.push_back(std::move(s));
+    ++i;
+  }
+}
+
+bool Loader::load_step(const YAML::Node& n, StepDef& s, const std::string& parent, size_t index) {
+  const bool collector = !parent.empty();
+  if (!n.IsMap()) {
+    err(n, fmt::format("{}: expected a map with {}uses, got {}",
+                       collector ? fmt::format("{}.on_fail.{}", parent, index)
+                                 : fmt::format("steps.{}", index),
+                       collector ? "" : "id and ", describe_node(n)));
+    return false;
+  }
+  s.pos = pos_of(n);
+  check_keys(n, collector ? kCollectorKeys : kStepKeys);
+
+  if (collector) {
+    s.id = fmt::format("{}.on_fail[{}]", parent, index);
+  } else if (const auto& v = n["id"]) {
+    if (auto id = str(v, "id")) {
+      s.id = *id;
+      if (!std::regex_match(*id, step_id_re()))
+        err(v, fmt::format("id: '{}' must match [a-z0-9_]+", *id));
+      auto [first, inserted] = step_ids_.emplace(*id, pos_of(v));
+      if (inserted) step_id_order_.push_back(*id);
+      else err(v, fmt::format("duplicate step id '{}' (first at line {})", *id, first->second.line));
+    }
+  } else {
+    err(n, "step has no id (id: a name such as check_vtep)");
+    s.id = fmt::format("steps[{}]", index);
+  }
+
+  if (const auto& v = n["title"]) s.title = str(v, "title").value_or("");
+
+  Pos uses_pos = s.pos;
+  if (const auto& v = n["uses"]) {
+    uses_pos = pos_of(v);
+    if (auto u = str(v, "uses")) {
+      s.uses = *u;
+      s.step = Registry::instance().find(*u);
+      if (!s.step)
+        err(v, fmt::format("unknown step '{}'{}", *u, hint(*u, Registry::instance().names())));
+    }
+  } else {
+    err(n, fmt::format("step '{}' has no uses (the step to run, e.g. uses: sysctl)", s.id));
+  }
+
+  if (const auto& v = n["netns"]) {
+    if (v.IsScalar() && ExprEngine::has_template(v.Scalar())) {
+      s.netns = v.Scalar();
+      s.netns_tmpl = compile(v, "netns", Kind::kTemplate);
+    } else if (auto c = coerce_at(v, ValueType::kNetns, "netns")) {
+      s.netns = c->get<std::string>();
+    }
+  }
+
+  load_with(n["with"], s, uses_pos);
+  if (!collector) load_expect(n["expect"], s);
+
+  if (const auto& v = n["needs"]) {
+    for (auto& [id, node] : str_list(v, "needs")) {
+      s.needs.push_back(id);
+      need_edges_[s.id].push_back({id, pos_of(node)});
+    }
+  }
+  if (const auto& v = n["when"]) s.when = compile(v, "when", Kind::kExpr);
+  if (const auto& v = n["timeout"]) {
+    if (auto c = coerce_at(v, ValueType::kDuration, "timeout")) {
+      if (c->get<double>() <= 0) err(v, fmt::format("timeout: expected a positive duration, got {}", describe_node(v)));
+      else s.timeout = Millis(c->get<double>());
+    }
+  }
+  if (const auto& v = n["retries"]) {
+    if (auto c = coerce_at(v, ValueType::kInt, "retries")) {
+      if (c->get<long long>() < 0)
+        err(v, fmt::format("retries: expected an integer >= 0, got {}", describe_node(v)));
+      else s.retries = static_cast<int>(std::min<long long>(c->get<long long>(), 1000));
+    }
+  }
+  if (const auto& v = n["retry_delay"]) {
+    if (auto c = coerce_at(v, ValueType::kDuration, "retry_delay")) s.retry_delay = Millis(c->get<double>());
+  }
+  if (const auto& v = n["severity"]) {
+    auto sev = str(v, "severity");
+    if (sev && *sev != "fail" && *sev != "warn")
+      err(v, fmt::format("severity: expected one of [fail, warn], got {}", describe_node(v)));
+    s.warn_only = sev && *sev == "warn";
+  }
+  if (const auto& v = n["background"]) {
+    if (auto c = coerce_at(v, ValueType::kBool, "background")) {
+      s.background = c->get<bool>();
+      if (s.background && s.step && !s.step->spec().supports_background)
+        err(v, fmt::format("background: step '{}' cannot run in the background", s.uses));
+    }
+  }
+  if (const auto& v = n["hooks"]) load_hooks(v, s);
+  if (const auto& v = n["on_fail"]) {
+    if (!v.IsSequence()) {
+      err(v, fmt::format("on_fail: expected a list of steps, got {}", describe_node(v)));
+    } else {
+      size_t i = 0;
+      for (const auto& item : v) {
+        StepDef c;
+        if (load_step(item, c, s.id, i)) s.on_fail.push_back(std::move(c));
+        ++i;
+      }
+    }
+  }
+  return true;
+}
+
+void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
+  const StepSpec* spec = s.step ? &s.step->spec() : nullptr;
+  if (n && !n.IsNull() && !n.IsMap()) {
+    err(n, fmt::format("with: expected a map of params, got {}", describe_node(n)));
+    return;
+  }
+  if (n && n.IsMap()) {
+    std::vector<std::string> names;
+    if (spec)
+      for (const auto& p : spec->params) names.push_back(p.name);
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) continue;
+      const std::string key = it->first.Scalar();
+      const YAML::Node& v = it->second;
+      const std::string where = "with." + key;
+      if (s.with.contains(key)) continue;  // duplicate, reported by check_structure
+      s.with_pos[key] = v.IsNull() ? pos_of(it->first) : pos_of(v);
+      std::vector<TemplateSlot> slots;
+      templates_in(v, json::json_pointer() / key, where, slots);
+      json value = to_json(v);
+      if (value.is_null()) continue;  // not given: the default applies
+      if (spec) {
+        const ParamSpec* p = spec->param(key);
+        if (!p) {
+          err(it->first,
+              fmt::format("{}: unknown param of '{}'{}", where, spec->name, hint(key, names)));
+          continue;
+        }
+        auto c = check_param(*p, value, where, /*allow_templates=*/true);
+        if (c) value = std::move(*c);
+        else err(v, c.error());
+      }
+      s.with[key] = std::move(value);
+      for (auto& slot : slots) s.with_templates.push_back(std::move(slot));
+    }
+  }
+  if (!spec) return;
+  Pos at = n && n.IsMap() ? pos_of(n) : fallback;
+  for (const auto& p : spec->params) {
+    if (p.required && !s.with.contains(p.name))
+      err(at, fmt::format("with.{}: missing (required by '{}')", p.name, spec->name));
+  }
+  for (const auto& group : spec->one_of) {
+    bool any = std::any_of(group.begin(), group.end(), [&](const std::string& name) {
+      const ParamSpec* p = spec->param(name);
+      return s.with.contains(name) || (p && !p->default_value.is_null());
+    });
+    if (!any)
+      err(at, fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec->name));
+  }
+}
+
+void Loader::load_expect(const YAML::Node& n, StepDef& s) {
+  if (!n || n.IsNull()) return;
+  if (!n.IsMap()) {
+    err(n, fmt::format("expect: expected a map of fact: value, got {}", describe_node(n)));
+    return;
+  }
+  const StepSpec* spec = s.step ? &s.step->spec() : nullptr;
+  std::vector<std::string> facts;
+  if (spec)
+    for (const auto& f : spec->facts) facts.push_back(f.name);
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    const std::string key = it->first.Scalar();
+    const YAML::Node& v = it->second;
+    const std::string where = "expect." + key;
+    if (s.expect.contains(key)) continue;
+    std::string top = key.substr(0, key.find('.'));
+    // Steps that declare no facts (e.g. Lua steps) report whatever they like.
+    if (spec && !facts.empty() && !spec->fact(top)) {
+      err(it->first, fmt::format("{}: unknown fact of '{}'{}", where, spec->name, hint(top, facts)));
+    }
+    templates_in(v, json::json_pointer() / key, where, s.expect_templates);
+    json value = to_json(v);
+    if (auto problem = check_expectation(value)) err(v, fmt::format("{}: {}", where, *problem));
+    s.expect[key] = std::move(value);
+  }
+}
+
+void Loader::load_hooks(const YAML::Node& n, StepDef& s) {
+  if (!n.IsMap()) {
+    err(n, fmt::format("hooks: expected a map with before and/or after, got {}", describe_node(n)));
+    return;
+  }
+  check_keys(n, kHookKeys);
+  if (const auto& v = n["before"]) s.hook_before = compile(v, "hooks.before", Kind::kChunk);
+  if (const auto& v = n["after"]) s.hook_after = compile(v, "hooks.after", Kind::kChunk);
+}
+
+void Loader::load_diagnosis(const YAML::Node& n) {
+  if (n.IsNull()) return;
+  if (!n.IsSequence()) {
+    err(n, fmt::format("diagnosis: expected a list of rules, got {}", describe_node(n)));
+    return;
+  }
+  std::map<std::string, Pos> ids;
+  size_t i = 0;
+  for (const auto& item : n) {
+    DiagnosisRule r;
+    r.id = fmt::format("diagnosis[{}]", i++);
+    if (!item.IsMap()) {
+      err(item, fmt::format("diagnosis: expected a map with when and finding, got {}",
+                            describe_node(item)));
+      continue;
+    }
+    r.pos = pos_of(item);
+    check_keys(item, kDiagnosisKeys);
+    if (const auto& v = item["id"]) {
+      if (auto id = str(v, "id")) {
+        r.id = *id;
+        auto [first, inserted] = ids.emplace(*id, pos_of(v));
+        if (!inserted)
+          err(v, fmt::format("duplicate diagnosis id '{}' (first at line {})", *id,
+                             first->second.line));
+      }
+    }
+    if (const auto& v = item["when"]) r.when = compile(v, "when", Kind::kExpr);
+    else err(item, fmt::format("diagnosis '{}' has no when (the condition)", r.id));
+    if (const auto& v = item["finding"]) r.finding = compile(v, "finding", Kind::kTemplate);
+    else err(item, fmt::format("diagnosis '{}' has no finding (what is wrong)", r.id));
+    if (const auto& v = item["next"]) {
+      if (v.IsScalar()) {
+        r.next.push_back(compile(v, "next", Kind::kTemplate));
+      } else if (v.IsSequence()) {
+        size_t j = 0;
+        for (const auto& step : v) r.next.push_back(compile(step, fmt::format("next.{}", j++), Kind::kTemplate));
+      } else {
+        err(v, fmt::format("next: expected a list of strings, got {}", describe_node(v)));
+      }
+    }
+    if (const auto& v = item["references"])
+      for (auto& [s, _] : str_list(v, "references")) r.references.push_back(s);
+    pb_.diagnosis.push_back(std::move(r));
+  }
+}
+
+void Loader::check_needs() {
+  // Unknown ids first, then cycles over the edges that resolve.
+  std::map<std::string, std::vector<NeedEdge>> graph;
+  for (const auto& id : step_id_order_) {
+    for (const auto& e : need_edges_[id]) {
+      if (step_ids_.contains(e.id)) graph[id].push_back(e);
+      else err(e.pos, fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
+    }
+  }
+  for (const auto& s : pb_.steps)
+    if (!step_ids_.contains(s.id))  // steps without a valid id: only report unknown needs
+      for (const auto& e : need_edges_[s.id])
+        if (!step_ids_.contains(e.id))
+          err(e.pos, fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
+
+  std::map<std::string, size_t> order;
+  for (size_t i = 0; i < step_id_order_.size(); ++i) order[step_id_order_[i]] = i;
+  std::map<std::string, int> color;  // 0 white, 1 on the stack, 2 done
+  std::vector<std::string> stack;
+  std::set<std::vector<std::string>> reported;
+  std::function<void(const std::string&)> visit = [&](const std::string& u) {
+    color[u] = 1;
+    stack.push_back(u);
+    for (const auto& e : graph[u]) {
+      if (color[e.id] == 1) {
+        std::vector<std::string> cycle(std::find(stack.begin(), stack.end(), e.id), stack.end());
+        // Start the cycle at the member written first, so the message is stable.
+        auto first = std::min_element(cycle.begin(), cycle.end(), [&](const auto& a, const auto& b) {
+          return order[a] < order[b];
+        });
+        std::rotate(cycle.begin(), first, cycle.end());
+        if (!reported.insert(cycle).second) continue;
+        const std::string& next = cycle.size() > 1 ? cycle[1] : cycle[0];
+        Pos at;
+        for (const auto& edge : graph[cycle[0]])
+          if (edge.id == next) at = edge.pos;
+        err(at, fmt::format("needs cycle: {} -> {}", fmt::join(cycle, " -> "), cycle[0]));
+      } else if (color[e.id] == 0) {
+        visit(e.id);
+      }
+    }
+    stack.pop_back();
+    color[u] = 2;
+  };
+  for (const auto& id : step_id_order_)
+    if (color[id] == 0) visit(id);
+}
+
+void Loader::check_refs() {
+  for (const auto& r : refs_) {
+    for (const auto& id : r.steps) {
+      if (!step_ids_.contains(id))
+        err(r.pos, fmt::format("{}: unknown step id '{}'{}", r.field, id, hint(id, step_id_order_)));
+    }
+  }
+}
+
+}  // namespace
+
+std::expected<Playbook, std::vector<Diagnostic>> load_playbook_text(const std::string& text,
+                                                                    const std::string& display_name) {
+  return Loader(display_name).run(text);
+}
+
+std::expected<Playbook, std::vector<Diagnostic>> load_playbook(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return std::unexpected(
+        std::vector<Diagnostic>{{path, {}, fmt::format("cannot read: {}", std::strerror(errno))}});
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_playbook_text(ss.str(), path);
+}
+
+}  // namespace netplay

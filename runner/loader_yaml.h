@@ -1,0 +1,32 @@
+#pragma once
+/// YAML helpers of the loader: positions and YAML -> JSON with the YAML 1.2 core schema.
+/// yaml-cpp keeps every scalar as text; these decide what a plain scalar means.
+
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "runner/core.h"
+#include "runner/types.h"
+
+namespace netplay::yamlx {
+
+/// 1-based position of a node; {0, 0} for nodes without a mark.
+Pos pos_of(const YAML::Node& n);
+
+/// Scalars follow the core schema: true/false -> bool, integers, floats, null/~ -> null;
+/// quoted scalars and !!str stay strings.
+json to_json(const YAML::Node& n);
+
+/// The text of a scalar as written (empty for non-scalars).
+std::string scalar_text(const YAML::Node& n);
+
+/// What the user wrote, for messages: 'text' for scalars, "a list"/"a map" otherwise.
+std::string describe_node(const YAML::Node& n);
+
+/// Structural problems yaml-cpp accepts silently: duplicate keys in a mapping, and
+/// non-scalar keys (usually an unquoted `{{ template }}`). Appended to `out`.
+void check_structure(const YAML::Node& n, const std::string& file, std::vector<Diagnostic>& out);
+
+}  // namespace netplay::yamlx
