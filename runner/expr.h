@@ -54,6 +54,13 @@ class ExprEngine {
   void set_step_result(const std::string& id, Status status, const std::string& message,
                        const json& facts);
 
+  /// Errors are one-line messages. A deliberate verdict raised by a script through
+  /// netplay.fail(msg) / netplay.warn(msg) / netplay.skip(msg) comes back prefixed
+  /// "fail: " / "warn: " / "skip: " so callers can tell it from a crash (status error).
+  /// Limits read "expression exceeded its time limit (2s)" / "... instruction limit ..." /
+  /// "expression ran out of memory (...)". `steps.X` for a step without a result raises
+  /// "step 'X' has not run" (netplay.ran('X') tests for it). Not thread-safe: one caller
+  /// at a time.
   std::expected<json, std::string> eval(int id);
   std::expected<bool, std::string> eval_bool(int id);  // Lua truthiness
 
