@@ -1,0 +1,332 @@
+#include "runner/process.h"
+
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace netplay {
+namespace {
+
+using namespace std::chrono_literals;
+
+ProcessSpec sh(const std::string& script) {
+  ProcessSpec s;
+  s.argv = {"/bin/sh", "-c", script};
+  return s;
+}
+
+StepContext with_deadline(Millis d) {
+  StepContext c;
+  c.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(d);
+  return c;
+}
+
+/// Running (not merely an unreaped zombie: orphans are reaped by whatever pid 1 is, which in
+/// a container may take its time or never happen).
+bool alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+}
+
+/// A pid written by the child to a file (waits for the file to appear).
+pid_t read_pid(const std::string& file) {
+  for (int i = 0; i < 200; ++i) {
+    std::ifstream in(file);
+    pid_t pid = 0;
+    if (in >> pid && pid > 0) return pid;
+    std::this_thread::sleep_for(10ms);
+  }
+  return 0;
+}
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/netplay-proc-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+TEST(Process, ExitCodeAndOutput) {
+  StepContext ctx;
+  auto r = run_process(sh("echo out; echo err >&2; exit 3"), ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  ASSERT_TRUE(r->exit_code.has_value());
+  EXPECT_EQ(*r->exit_code, 3);
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_FALSE(r->truncated);
+  EXPECT_EQ(r->term_signal, 0);
+  EXPECT_EQ(live_children(), 0u);
+}
+
+TEST(Process, SearchesPath) {
+  StepContext ctx;
+  ProcessSpec s;
+  s.argv = {"echo", "a b", "c"};
+  auto r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, "a b c\n");
+  EXPECT_EQ(r->exit_code, 0);
+}
+
+TEST(Process, MissingCommand) {
+  StepContext ctx;
+  ProcessSpec s;
+  s.argv = {"netplay-no-such-command-xyz"};
+  auto r = run_process(s, ctx);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), "no such command 'netplay-no-such-command-xyz'");
+  s.argv = {"/nonexistent/bin/tool"};
+  r = run_process(s, ctx);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), "no such command '/nonexistent/bin/tool'");
+}
+
+TEST(Process, MissingCwd) {
+  StepContext ctx;
+  auto s = sh("pwd");
+  s.cwd = "/nonexistent-netplay-dir";
+  auto r = run_process(s, ctx);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("/nonexistent-netplay-dir"), std::string::npos) << r.error();
+}
+
+TEST(Process, KilledBySignal) {
+  StepContext ctx;
+  auto r = run_process(sh("kill -9 $$"), ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_FALSE(r->exit_code.has_value());
+  EXPECT_EQ(r->term_signal, SIGKILL);
+}
+
+TEST(Process, LargeOutputIsTruncatedButDrained) {
+  StepContext ctx;
+  auto s = sh("head -c 1000000 /dev/zero; echo done >&2");
+  s.max_output = 1000;
+  auto r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out.size(), 1000u);
+  EXPECT_TRUE(r->truncated);
+  EXPECT_EQ(r->err, "done\n");  // the child was not blocked on a full pipe
+  EXPECT_EQ(r->exit_code, 0);
+}
+
+TEST(Process, EnvInheritAndOverride) {
+  ::setenv("NETPLAY_PROC_TEST_INHERITED", "yes", 1);
+  StepContext ctx;
+  auto s = sh("echo \"$NETPLAY_PROC_TEST_INHERITED/$NETPLAY_X\"");
+  s.env["NETPLAY_X"] = "over";
+  auto r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, "yes/over\n");
+
+  s.inherit_env = false;
+  r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, "/over\n");
+}
+
+TEST(Process, Cwd) {
+  TempDir dir;
+  StepContext ctx;
+  auto s = sh("pwd");
+  s.cwd = dir.path.string();
+  auto r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, dir.path.string() + "\n");
+}
+
+TEST(Process, Stdin) {
+  StepContext ctx;
+  ProcessSpec s;
+  s.argv = {"tr", "a-z", "A-Z"};
+  s.stdin_data = "hello\nworld\n";
+  auto r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, "HELLO\nWORLD\n");
+}
+
+TEST(Process, StdinIgnoredByChildIsNotFatal) {
+  StepContext ctx;
+  auto s = sh("exit 0");
+  s.stdin_data = std::string(1 << 20, 'x');  // more than a pipe holds; child never reads
+  auto r = run_process(s, ctx);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->exit_code, 0);
+}
+
+TEST(Process, NoStdinMeansDevNull) {
+  StepContext ctx;
+  auto r = run_process(sh("cat; echo rc=$?"), with_deadline(5s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, "rc=0\n");
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST(Process, TimeoutKillsWholeGroupIncludingGrandchild) {
+  TempDir dir;
+  std::string pidfile = (dir.path / "grandchild.pid").string();
+  // The grandchild ignores nothing special; the shell waits on it, so only a group kill
+  // ends both.
+  auto s = sh("sleep 100 & echo $! > " + pidfile + "; echo started; wait");
+  auto t0 = Clock::now();
+  auto r = run_process(s, with_deadline(500ms));
+  auto took = Clock::now() - t0;
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_FALSE(r->cancelled);
+  EXPECT_EQ(r->out, "started\n");  // output so far is kept
+  EXPECT_LT(took, 3s);
+  pid_t grandchild = read_pid(pidfile);
+  ASSERT_GT(grandchild, 0);
+  // The grandchild is not our child, so it is reaped by init; give that a moment.
+  for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(alive(grandchild)) << "grandchild " << grandchild << " survived";
+  EXPECT_EQ(live_children(), 0u);
+}
+
+TEST(Process, TermIgnoredThenKill) {
+  auto t0 = Clock::now();
+  auto r = run_process(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"),
+                       with_deadline(200ms));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->term_signal, SIGKILL);
+  EXPECT_LT(Clock::now() - t0, 3s);
+}
+
+TEST(Process, CancelFlag) {
+  std::atomic<bool> cancel{false};
+  StepContext ctx;
+  ctx.cancelled = &cancel;
+  std::thread t([&] {
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+  });
+  auto t0 = Clock::now();
+  auto r = run_process(sh("echo hi; sleep 100"), ctx);
+  t.join();
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE(r->cancelled);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_EQ(r->out, "hi\n");
+  EXPECT_EQ(r->term_signal, SIGTERM);
+  EXPECT_LT(Clock::now() - t0, 3s);
+}
+
+TEST(Process, StopRequested) {
+  std::atomic<bool> stop{false};
+  StepContext ctx;
+  ctx.stop_requested = &stop;
+  std::thread t([&] {
+    std::this_thread::sleep_for(150ms);
+    stop = true;
+  });
+  auto r = run_process(sh("sleep 100"), ctx);
+  t.join();
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE(r->cancelled);
+}
+
+TEST(Process, KillAllChildren) {
+  TempDir dir;
+  std::string pidfile = (dir.path / "gc.pid").string();
+  std::optional<std::expected<ProcessResult, std::string>> r;
+  std::thread t([&] { r = run_process(sh("sleep 100 & echo $! > " + pidfile + "; wait"), {}); });
+  pid_t grandchild = read_pid(pidfile);
+  ASSERT_GT(grandchild, 0);
+  EXPECT_EQ(live_children(), 1u);
+  kill_all_children();
+  t.join();
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->has_value()) << r->error();
+  EXPECT_EQ((*r)->term_signal, SIGKILL);
+  for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(alive(grandchild));
+  EXPECT_EQ(live_children(), 0u);
+}
+
+TEST(Process, BackgroundGrandchildHoldingOutputDoesNotHang) {
+  TempDir dir;
+  std::string pidfile = (dir.path / "gc.pid").string();
+  auto t0 = Clock::now();
+  auto r = run_process(sh("sleep 100 & echo $! > " + pidfile + "; echo hi"), with_deadline(10s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_EQ(r->out, "hi\n");
+  EXPECT_FALSE(r->timed_out);
+  pid_t grandchild = read_pid(pidfile);
+  for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(alive(grandchild));
+}
+
+TEST(Process, SignalsAreResetInChild) {
+  // Block SIGTERM and ignore SIGINT in this thread; the child must not inherit either.
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  struct sigaction ign {}, prev {};
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ign, &prev);
+  StepContext ctx;
+  auto r = run_process(sh("grep -E '^Sig(Blk|Ign)' /proc/self/status"), ctx);
+  sigaction(SIGINT, &prev, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_NE(r->out.find("SigBlk:\t0000000000000000"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("SigIgn:\t0000000000000000"), std::string::npos) << r->out;
+}
+
+TEST(Process, DescriptorsDoNotLeakIntoChild) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);  // not close-on-exec: must still not reach the child
+  StepContext ctx;
+  auto r = run_process(sh("for fd in " + std::to_string(fds[0]) + " " + std::to_string(fds[1]) +
+                          "; do [ -e /proc/$$/fd/$fd ] && echo leaked $fd; done; echo end"),
+                       ctx);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->out, "end\n");
+}
+
+TEST(Process, ConcurrentRunsFromFourThreads) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  auto t0 = Clock::now();
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < 5; ++j) {
+        auto s = sh("sleep 0.1; echo " + std::to_string(i) + "-" + std::to_string(j));
+        auto r = run_process(s, with_deadline(10s));
+        if (r && r->exit_code == 0 && r->out == std::to_string(i) + "-" + std::to_string(j) + "\n")
+          ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 20);
+  // Concurrent children must not keep each other's pipes open (each run ~0.1s, 5 in a row).
+  EXPECT_LT(Clock::now() - t0, 3s);
+  EXPECT_EQ(live_children(), 0u);
+}
+
+}  // namespace
+}  // namespace netplay
