@@ -1,0 +1,376 @@
+#include "runner/expr.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace netplay {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+/// Compiles and evaluates; failures in either phase come back as the error string.
+std::expected<json, std::string> run(ExprEngine& e, std::string_view src) {
+  auto id = e.compile_expr(src);
+  if (!id) return std::unexpected("compile: " + id.error());
+  return e.eval(*id);
+}
+
+std::expected<json, std::string> run_template(ExprEngine& e, std::string_view src) {
+  auto id = e.compile_template(src);
+  if (!id) return std::unexpected("compile: " + id.error());
+  return e.eval(*id);
+}
+
+std::expected<json, std::string> run_chunk(ExprEngine& e, std::string_view src) {
+  auto id = e.compile_chunk(src);
+  if (!id) return std::unexpected("compile: " + id.error());
+  return e.eval(*id);
+}
+
+std::string error_of(const std::expected<json, std::string>& r) {
+  return r ? "no error, got " + r->dump() : r.error();
+}
+
+TEST(Expr, EvaluatesAgainstInputsKeepingTypes) {
+  ExprEngine e;
+  e.set_inputs(json{{"a", 1}, {"rate", 0.5}, {"name", "silk"}, {"on", true}});
+  EXPECT_EQ(run(e, "inputs.a == 1"), json(true));
+  auto sum = run(e, "inputs.a + 41");
+  ASSERT_TRUE(sum) << sum.error();
+  EXPECT_TRUE(sum->is_number_integer());
+  EXPECT_EQ(*sum, 42);
+  auto half = run(e, "inputs.rate");
+  ASSERT_TRUE(half);
+  EXPECT_TRUE(half->is_number_float());
+  EXPECT_EQ(run(e, "inputs.name .. '-vtep'"), json("silk-vtep"));
+  EXPECT_EQ(run(e, "inputs.missing"), json(nullptr));
+  EXPECT_EQ(run(e, "{1, 2, {a = 3}}"), json::parse(R"([1, 2, {"a": 3}])"));
+  EXPECT_EQ(run(e, "{b = 1, a = 2}").value().dump(), R"({"a":2,"b":1})");  // sorted keys
+  EXPECT_EQ(run(e, "{}"), json::array());
+}
+
+TEST(Expr, CompileOnceEvaluateMany) {
+  ExprEngine e;
+  auto id = e.compile_expr("inputs.n * 2");
+  ASSERT_TRUE(id);
+  for (int n : {1, 5, 21}) {
+    e.set_inputs(json{{"n", n}});
+    EXPECT_EQ(e.eval(*id), json(n * 2));
+  }
+}
+
+TEST(Expr, EvalBoolUsesLuaTruthiness) {
+  ExprEngine e;
+  for (auto [src, want] : {std::pair{"0", true}, {"''", true}, {"nil", false}, {"false", false},
+                           {"1 > 2", false}, {"{}", true}}) {
+    auto id = e.compile_expr(src);
+    ASSERT_TRUE(id) << src;
+    auto b = e.eval_bool(*id);
+    ASSERT_TRUE(b) << src << ": " << b.error();
+    EXPECT_EQ(*b, want) << src;
+  }
+}
+
+TEST(Expr, ArraysKeepNullsAndPositions) {
+  ExprEngine e;
+  e.set_inputs(json::parse(R"({"l": [1, null, 3], "o": {"x": null, "y": 2}})"));
+  EXPECT_EQ(run(e, "#inputs.l"), json(3));
+  EXPECT_EQ(run(e, "inputs.l[2] == netplay.null"), json(true));
+  EXPECT_EQ(run(e, "inputs.l"), json::parse("[1, null, 3]"));
+  EXPECT_EQ(run(e, "inputs.o.x == nil and inputs.o.y == 2"), json(true));
+  auto big = run(e, "9007199254740993");  // 2^53 + 1: must not pass through a double
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->get<long long>(), 9007199254740993LL);
+}
+
+TEST(Expr, ValuesThatCannotBeConverted) {
+  ExprEngine e;
+  EXPECT_EQ(error_of(run(e, "print or function() end")), "cannot convert a function to a value");
+  EXPECT_THAT(error_of(run_chunk(e, "local t = {} t.t = t return t")), HasSubstr("nested too deeply"));
+  auto bad = run(e, "'\\255ok'");  // invalid UTF-8 must not poison later json dumps
+  ASSERT_TRUE(bad);
+  EXPECT_NO_THROW((void)bad->dump());
+}
+
+TEST(Expr, SingleTemplateKeepsType) {
+  ExprEngine e;
+  e.set_inputs(json{{"count", 3}, {"on", false}, {"ports", {4789, 8472}}});
+  auto n = run_template(e, "{{ inputs.count }}");
+  ASSERT_TRUE(n) << n.error();
+  EXPECT_TRUE(n->is_number_integer());
+  EXPECT_EQ(*n, 3);
+  EXPECT_EQ(run_template(e, "{{inputs.on}}"), json(false));
+  EXPECT_EQ(run_template(e, "{{ inputs.ports }}"), json::parse("[4789, 8472]"));
+  EXPECT_EQ(run_template(e, "{{ 1.5 }}"), json(1.5));
+}
+
+TEST(Expr, MixedTemplateIsAString) {
+  ExprEngine e;
+  e.set_inputs(json{{"port", 4789}, {"ok", true}, {"l", {1, 2}}});
+  EXPECT_EQ(run_template(e, "UDP {{ inputs.port }}/udp"), json("UDP 4789/udp"));
+  EXPECT_EQ(run_template(e, "{{ inputs.port }} {{ inputs.ok }}"), json("4789 true"));
+  EXPECT_EQ(run_template(e, "[{{ inputs.nothing }}]"), json("[]"));  // nil renders empty
+  EXPECT_EQ(run_template(e, "l={{ inputs.l }}"), json("l=[1,2]"));   // tables as JSON
+  EXPECT_EQ(run_template(e, "no braces here"), json("no braces here"));
+  EXPECT_EQ(run_template(e, ""), json(""));
+  // Literal text survives quoting exactly, whatever it holds.
+  std::string nasty = "q\"uote\\ ]] ]=] \n\t\x01 1 \\049{{ 1 }}2";
+  EXPECT_EQ(run_template(e, nasty), json("q\"uote\\ ]] ]=] \n\t\x01 1 \\04912"));
+}
+
+TEST(Expr, TemplateBracesAndStringsInsideExpressions) {
+  ExprEngine e;
+  EXPECT_EQ(run_template(e, "{{ #{1, {2}} }}"), json(2));
+  EXPECT_EQ(run_template(e, "x{{ 'a}}b' }}y"), json("xa}}by"));
+  EXPECT_EQ(run_template(e, "{{{a = 1}}}"), json::parse(R"({"a": 1})"));
+}
+
+TEST(Expr, TemplateErrors) {
+  ExprEngine e;
+  EXPECT_EQ(e.compile_template("port {{ inputs.port").error(), "unterminated '{{'");
+  EXPECT_EQ(e.compile_template("a {{ }} b").error(), "empty '{{ }}'");
+  auto bad = e.compile_template("x {{ a = }} y");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error(), Not(HasSubstr("expr:")));
+  EXPECT_TRUE(ExprEngine::has_template("a {{ b }}"));
+  EXPECT_FALSE(ExprEngine::has_template("a { b }"));
+}
+
+TEST(Expr, SyntaxErrorsReadWithoutChunkNames) {
+  ExprEngine e;
+  auto eq = e.compile_expr("a ==");
+  ASSERT_FALSE(eq);
+  EXPECT_EQ(eq.error(), "unexpected symbol near ')'");
+  auto assign = e.compile_expr("steps.x = 1");
+  ASSERT_FALSE(assign);
+  EXPECT_THAT(assign.error(), HasSubstr("near '='"));
+  EXPECT_THAT(assign.error(), Not(HasSubstr("expr")));
+  EXPECT_EQ(e.compile_expr("  ").error(), "empty expression");
+  EXPECT_TRUE(e.compile_expr("inputs.x -- trailing comment"));
+  auto hook = e.compile_chunk("local x = 1\nif then end");
+  ASSERT_FALSE(hook);
+  EXPECT_EQ(hook.error(), "line 2: unexpected symbol near 'then'");
+  EXPECT_EQ(error_of(run(e, "nil + 1")), "attempt to perform arithmetic on a nil value");
+  EXPECT_EQ(error_of(run_chunk(e, "\n\nerror('boom')")), "line 3: boom");
+  EXPECT_EQ(error_of(e.eval(9999)), "unknown expression id 9999");
+}
+
+TEST(Expr, ChunksReturnTheirFirstValue) {
+  ExprEngine e;
+  EXPECT_EQ(run_chunk(e, "local x = 2\nreturn x * 3, 'ignored'"), json(6));
+  EXPECT_EQ(run_chunk(e, "local x = 2"), json(nullptr));
+  EXPECT_EQ(run_chunk(e, "return false"), json(false));
+}
+
+TEST(Expr, StepRefsFindAllForms) {
+  EXPECT_EQ(ExprEngine::step_refs(
+                R"(steps.a.status == 'pass' and steps["b"].facts.x > 0 or steps [ 'c' ] or steps.a)"),
+            (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(ExprEngine::step_refs("steps . spaced"), (std::vector<std::string>{"spaced"}));
+  EXPECT_EQ(ExprEngine::step_refs("'..'..steps.cat"), (std::vector<std::string>{"cat"}));
+}
+
+TEST(Expr, StepRefsSkipStringsCommentsAndFields) {
+  EXPECT_TRUE(ExprEngine::step_refs("'steps.a' .. \"steps.b\" .. [[steps.c]] -- steps.d").empty());
+  EXPECT_TRUE(ExprEngine::step_refs("--[==[ steps.e ]==] x.steps.f  mysteps.g").empty());
+  EXPECT_EQ(ExprEngine::step_refs("--[[ steps.e ]] steps.real"), (std::vector<std::string>{"real"}));
+  // In a template only the expressions count; the apostrophe in the text is not Lua.
+  EXPECT_EQ(ExprEngine::step_refs("it's {{ steps.vtep.facts.dstport }}, see steps.other"),
+            (std::vector<std::string>{"vtep"}));
+}
+
+TEST(Expr, InputRefs) {
+  EXPECT_EQ(ExprEngine::input_refs("inputs.port + inputs.count + inputs.port + steps.x.y"),
+            (std::vector<std::string>{"port", "count"}));
+  EXPECT_EQ(ExprEngine::input_refs("ping {{ inputs.remote_underlay }} in {{ inputs.cell_netns }}"),
+            (std::vector<std::string>{"remote_underlay", "cell_netns"}));
+}
+
+TEST(Expr, StepsExposeStatusMessageAndFacts) {
+  ExprEngine e;
+  e.set_step_result("vtep", Status::kPass, "VTEP up", json{{"dstport", 4789}, {"gbp", true}});
+  e.set_step_result("overlay", Status::kFail, "100% loss", json{{"loss_pct", 100}});
+  EXPECT_EQ(run(e, "steps.vtep.status"), json("pass"));
+  EXPECT_EQ(run(e, "steps.overlay.status == 'fail' and steps.vtep.status == 'pass'"), json(true));
+  EXPECT_EQ(run(e, "steps.overlay.message"), json("100% loss"));
+  EXPECT_EQ(run(e, "steps.vtep.facts.dstport"), json(4789));
+  EXPECT_EQ(run(e, "steps['vtep'].facts.gbp"), json(true));
+  EXPECT_EQ(run(e, "steps.overlay.facts.missing"), json(nullptr));
+  EXPECT_EQ(error_of(run(e, "steps.nope.status")), "step 'nope' has not run");
+  EXPECT_EQ(run(e, "netplay.ran('vtep') and not netplay.ran('nope')"), json(true));
+  EXPECT_THAT(error_of(run_chunk(e, "steps.vtep = 1")), HasSubstr("read-only"));
+}
+
+TEST(Expr, ReplacedStepResultIsSeen) {
+  ExprEngine e;
+  e.set_step_result("s", Status::kFail, "first", json{{"n", 1}});
+  ASSERT_EQ(run(e, "steps.s.facts.n"), json(1));
+  e.set_step_result("s", Status::kPass, "retry", json{{"n", 2}});
+  EXPECT_EQ(run(e, "steps.s.status .. steps.s.message .. steps.s.facts.n"), json("passretry2"));
+}
+
+TEST(Expr, FactsAreConvertedOnlyWhenUsed) {
+  ExprEngine e;
+  // Facts too deep to convert: status must still be readable, facts must fail.
+  json deep = json::object();
+  json* cur = &deep;
+  for (int i = 0; i < 150; ++i) cur = &((*cur)["x"] = json::object());
+  e.set_step_result("deep", Status::kWarn, "w", json{{"tree", deep}});
+  EXPECT_EQ(run(e, "steps.deep.status"), json("warn"));
+  EXPECT_THAT(error_of(run(e, "steps.deep.facts.tree")), HasSubstr("nested too deeply"));
+}
+
+TEST(Expr, EnvHoldsOnlyWhatWasGiven) {
+  ExprEngine e;
+  EXPECT_EQ(run(e, "env.HOME"), json(nullptr));
+  e.set_env(json{{"CF_CELL", "cell-7"}});
+  EXPECT_EQ(run(e, "env.CF_CELL"), json("cell-7"));
+  EXPECT_EQ(run(e, "env.PATH"), json(nullptr));
+}
+
+TEST(Expr, SandboxHasNoEscapeHatches) {
+  ExprEngine e;
+  for (const char* name : {"io", "os", "load", "loadfile", "dofile", "loadstring", "debug", "package",
+                           "collectgarbage", "print", "coroutine", "string.dump", "('').dump",
+                           "_G.io", "_G.os", "rawset"}) {
+    EXPECT_EQ(run(e, name), json(nullptr)) << name;
+  }
+  EXPECT_EQ(run(e, "getmetatable('')"), json(false));
+  EXPECT_EQ(run(e, "getmetatable(steps)"), json(false));
+  EXPECT_THAT(error_of(run(e, "os.execute('true')")), HasSubstr("attempt to index a nil value"));
+  EXPECT_THAT(error_of(run(e, "io.open('/etc/passwd')")), HasSubstr("attempt to index a nil value"));
+  EXPECT_THAT(error_of(run_chunk(e, "setmetatable({}, {__gc = function() end})")),
+              HasSubstr("__gc metamethods are not allowed"));
+  // Globals a hook sets stay in the sandbox; the real globals are never reachable.
+  EXPECT_EQ(run_chunk(e, "_G.x = 1 return x"), json(1));
+}
+
+TEST(Expr, RequireLoadsOnlyFromTheLibrary) {
+  ExprEngine e;
+  EXPECT_EQ(run(e, "require('net') == net"), json(true));
+  EXPECT_THAT(error_of(run(e, "require('../../etc/passwd')")), HasSubstr("invalid module name"));
+  EXPECT_THAT(error_of(run(e, "require('/etc/passwd')")), HasSubstr("invalid module name"));
+  EXPECT_THAT(error_of(run(e, "require('os')")), HasSubstr("module 'os' not found"));
+  EXPECT_THAT(error_of(run(e, "require('net..x')")), HasSubstr("invalid module name"));
+}
+
+TEST(Expr, LuaPathEnvironmentVariableAddsLibraryDirectories) {
+  auto dir = std::filesystem::temp_directory_path() / ("netplay-expr-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "site");
+  std::ofstream(dir / "site" / "extra.lua") << "return {answer = 42}\n";
+  std::ofstream(dir / "binary.lua") << "\x1bLua\x54";
+  ::setenv("NETPLAY_LUA_PATH", dir.c_str(), 1);
+  ExprEngine e;
+  ::unsetenv("NETPLAY_LUA_PATH");
+  EXPECT_EQ(run(e, "require('site.extra').answer"), json(42));
+  EXPECT_THAT(error_of(run(e, "require('binary')")), HasSubstr("binary chunk"));
+  EXPECT_EQ(run(e, "net.silk_host_iface('10.0.0.1')"), json("s-010000000001"));  // source lua/ too
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Expr, BytecodeIsRejected) {
+  ExprEngine e;
+  auto chunk = e.compile_chunk(std::string("\x1bLua\x54\x00\x19\x93\r\n\x1a\n", 12));
+  ASSERT_FALSE(chunk);
+  EXPECT_THAT(chunk.error(), HasSubstr("binary chunk"));
+}
+
+TEST(Expr, EndlessLoopHitsTheDeadline) {
+  ExprEngine e(ExprEngine::Limits{.instructions = 1LL << 60, .time = Millis(200)});
+  for (const char* src : {"while true do end",
+                          "while true do pcall(function() while true do end end) end",
+                          "local f f = function() return pcall(f) end while true do f() end"}) {
+    auto id = e.compile_chunk(src);
+    ASSERT_TRUE(id);
+    auto start = Clock::now();
+    auto r = e.eval(*id);
+    auto took = Clock::now() - start;
+    EXPECT_EQ(error_of(r), "expression exceeded its time limit (200ms)") << src;
+    EXPECT_LT(took, std::chrono::milliseconds(1500)) << src;
+  }
+  EXPECT_EQ(run(e, "1 + 1"), json(2));  // the engine is usable afterwards
+}
+
+TEST(Expr, InstructionBudget) {
+  ExprEngine e(ExprEngine::Limits{.instructions = 100'000});
+  EXPECT_THAT(error_of(run_chunk(e, "local n = 0 for i = 1, 1e9 do n = n + i end return n")),
+              StartsWith("expression exceeded its instruction limit"));
+  EXPECT_EQ(run_chunk(e, "local n = 0 for i = 1, 100 do n = n + i end return n"), json(5050));
+}
+
+TEST(Expr, MemoryBombsFailWithoutCrashing) {
+  ExprEngine e(ExprEngine::Limits{.instructions = 1LL << 60, .memory_bytes = 16u << 20,
+                                  .time = Millis(10'000)});
+  EXPECT_EQ(error_of(run(e, "string.rep('x', 1 << 30)")), "expression ran out of memory (limit 16 MiB)");
+  EXPECT_EQ(error_of(run_chunk(e, "local t = {} for i = 1, 1e9 do t[i] = i end")),
+            "expression ran out of memory (limit 16 MiB)");
+  EXPECT_EQ(error_of(run_chunk(e, "local s = 'x' while true do s = s .. s end")),
+            "expression ran out of memory (limit 16 MiB)");
+  EXPECT_EQ(run(e, "#string.rep('x', 1000)"), json(1000));  // garbage was reclaimed
+}
+
+TEST(Expr, DeliberateVerdictsAreTagged) {
+  ExprEngine e;
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.fail('route to 10.255.0.0/16 missing')")),
+            "fail: route to 10.255.0.0/16 missing");
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.warn('slow')")), "warn: slow");
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.skip('not a Silk cell')")), "skip: not a Silk cell");
+  EXPECT_EQ(error_of(run_chunk(e, "error('crash')")), "line 1: crash");
+  EXPECT_EQ(error_of(run_chunk(e, "error({})")), "(error object is a table value)");
+}
+
+TEST(Expr, NetHelpers) {
+  ExprEngine e;
+  EXPECT_EQ(run(e, "net.silk_host_iface('10.255.211.40')"), json("s-010255211040"));
+  EXPECT_EQ(run(e, "net.silk_container_iface('10.255.211.40')"), json("c-010255211040"));
+  EXPECT_EQ(run(e, "net.silk_iface_ip('c-010255211040')"), json("10.255.211.40"));
+  EXPECT_EQ(run(e, "net.silk_mac('aa:aa', '10.255.211.40')"), json("aa:aa:0a:ff:d3:28"));
+  EXPECT_EQ(run(e, "net.silk_host_mac('10.255.211.40')"), json("aa:aa:0a:ff:d3:28"));
+  EXPECT_EQ(run(e, "net.silk_container_mac('10.255.211.40')"), json("ee:ee:0a:ff:d3:28"));
+  EXPECT_EQ(run(e, "net.ip_hex('10.255.211.40', ':')"), json("0a:ff:d3:28"));
+  EXPECT_EQ(run(e, "net.in_cidr('10.255.211.40', '10.255.0.0/16')"), json(true));
+  EXPECT_EQ(run(e, "net.in_cidr('10.254.211.40', '10.255.0.0/16')"), json(false));
+  EXPECT_EQ(run(e, "net.in_cidr('fe80::1', 'fe80::/10')"), json(true));
+  EXPECT_EQ(run(e, "net.in_cidr('10.0.0.1', 'fe80::/10')"), json(false));
+  EXPECT_EQ(run(e, "{net.is_ip('10.1.2.3'), net.is_ip('::1'), net.is_ip('10.1.2'), net.is_ip('1.2.3.256')}"),
+            json::parse("[true, true, false, false]"));
+  EXPECT_EQ(error_of(run(e, "net.silk_host_iface('10.1')")),
+            "net.silk_host_iface: invalid IPv4 address \"10.1\"");
+  EXPECT_THAT(error_of(run(e, "net.in_cidr('10.0.0.1', '10.0.0.0/33')")), HasSubstr("invalid CIDR"));
+}
+
+TEST(Expr, TrivialEvaluationIsCheap) {
+  ExprEngine e;
+  e.set_inputs(json{{"a", 1}});
+  auto id = e.compile_expr("inputs.a == 1");
+  ASSERT_TRUE(id);
+  constexpr int kN = 200'000;
+  auto start = Clock::now();
+  for (int i = 0; i < kN; ++i) ASSERT_TRUE(e.eval_bool(*id).value());
+  Millis per = (Clock::now() - start) / kN;
+  // About a microsecond on a laptop; the bound leaves room for sanitizer builds and noise.
+  EXPECT_LT(per.count(), 0.02) << "eval took " << per.count() * 1000 << " us";
+}
+
+TEST(Expr, RecordingStepResultsIsCheap) {
+  ExprEngine e;
+  json facts = json::object();
+  for (int i = 0; i < 50; ++i) facts["fact_" + std::to_string(i)] = i;
+  auto start = Clock::now();
+  for (int i = 0; i < 500; ++i) {
+    e.set_step_result("step_" + std::to_string(i), Status::kPass, "ok", facts);
+  }
+  Millis per = (Clock::now() - start) / 500;
+  EXPECT_LT(per.count(), 0.05) << "set_step_result took " << per.count() * 1000 << " us";
+  EXPECT_EQ(run(e, "steps.step_499.facts.fact_49"), json(49));
+}
+
+}  // namespace
+}  // namespace netplay
