@@ -1,0 +1,197 @@
+/// Netlink steps: formatters on canned values, then the steps themselves run inside a
+/// network namespace this test creates (root required: fails, never skips, without it).
+
+#include <linux/if.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "runner/netns.h"
+#include "runner/step.h"
+#include "steps/net/netlink.h"
+
+namespace netplay {
+namespace {
+
+using ::testing::HasSubstr;
+
+// ---- Pure helpers ----
+
+TEST(NetlinkFormat, Mac) {
+  const unsigned char mac[] = {0xaa, 0xaa, 0x0a, 0xff, 0xd3, 0x28};
+  EXPECT_EQ(nl::format_mac(mac, 6), "aa:aa:0a:ff:d3:28");
+  EXPECT_EQ(nl::format_mac(mac, 0), "");
+}
+
+TEST(NetlinkFormat, OperState) {
+  EXPECT_EQ(nl::oper_state_name(6), "UP");
+  EXPECT_EQ(nl::oper_state_name(2), "DOWN");
+  EXPECT_EQ(nl::oper_state_name(3), "LOWERLAYERDOWN");
+  EXPECT_EQ(nl::oper_state_name(0), "UNKNOWN");
+  EXPECT_EQ(nl::oper_state_name(99), "UNKNOWN");
+}
+
+TEST(NetlinkFormat, LinkFlagsInIpOrder) {
+  unsigned f = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | IFF_LOWER_UP | IFF_RUNNING;
+  EXPECT_THAT(nl::link_flag_names(f),
+              ::testing::ElementsAre("BROADCAST", "MULTICAST", "UP", "LOWER_UP"));
+  EXPECT_THAT(nl::link_flag_names(IFF_UP | IFF_BROADCAST),
+              ::testing::ElementsAre("NO-CARRIER", "BROADCAST", "UP"));
+}
+
+TEST(NetlinkFormat, NeighStates) {
+  EXPECT_EQ(nl::neigh_state_main(NUD_PERMANENT), "PERMANENT");
+  EXPECT_EQ(nl::neigh_state_main(NUD_STALE), "STALE");
+  EXPECT_EQ(nl::neigh_state_main(0), "NONE");
+  EXPECT_THAT(nl::neigh_state_names(NUD_REACHABLE | NUD_NOARP),
+              ::testing::ElementsAre("NOARP", "REACHABLE"));
+  EXPECT_THAT(nl::neigh_flag_names(NTF_SELF | NTF_ROUTER),
+              ::testing::ElementsAre("self", "router"));
+}
+
+TEST(NetlinkFormat, ScopeAndIp) {
+  EXPECT_EQ(nl::scope_name(RT_SCOPE_UNIVERSE), "global");
+  EXPECT_EQ(nl::scope_name(RT_SCOPE_LINK), "link");
+  EXPECT_EQ(nl::scope_name(RT_SCOPE_HOST), "host");
+  EXPECT_EQ(nl::scope_name(17), "17");
+  auto a = nl::parse_ip("10.255.211.40");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(nl::addr_str(a->get()), "10.255.211.40");
+  auto b = nl::parse_ip("fe80::1");
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(nl::addr_str(b->get()), "fe80::1");
+  auto bad = nl::parse_ip("10.0.0.1/24");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_THAT(bad.error(), HasSubstr("not an IP address"));
+}
+
+// ---- Steps in a namespace of our own ----
+
+void sh(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  ASSERT_EQ(rc, 0) << "command failed: " << cmd;
+}
+
+class NetlinkNs : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(geteuid(), 0u) << "netlink step tests need root (network namespaces)";
+    ns_ = fmt::format("npu{}", getpid());
+    std::string x = "ip -n " + ns_ + " ";
+    std::system(("ip netns del " + ns_ + " 2>/dev/null").c_str());
+    sh("ip netns add " + ns_);
+    sh(x + "link set lo up");
+    // No dummy driver everywhere: a veth pair stands in for an uplink.
+    sh(x + "link add dummy0 mtu 1400 address 02:00:00:00:00:01 type veth peer name uplink");
+    sh(x + "link set uplink up");
+    sh(x + "link set dummy0 up");
+    sh(x + "addr add 192.0.2.1/24 dev dummy0");
+    sh(x + "addr add 2001:db8::1/64 dev dummy0 nodad");
+    sh(x + "link add s-010255000002 address aa:aa:0a:ff:00:02 type veth peer name "
+               "c-010255000002 address ee:ee:0a:ff:00:02");
+    sh(x + "addr add 169.254.0.1 peer 10.255.0.2/32 dev s-010255000002");
+    sh(x + "link set s-010255000002 up");
+    sh(x + "link add br0 type bridge");
+    sh(x + "link set c-010255000002 master br0");
+    sh(x + "link set br0 up");
+    sh(x + "link set c-010255000002 up");
+    sh(x + "route add 198.51.100.0/24 via 192.0.2.254 dev dummy0 metric 7");
+    sh(x + "route add default via 192.0.2.254 dev dummy0");
+    sh(x + "route add blackhole 203.0.113.0/24");
+    sh(x + "neigh add 192.0.2.9 lladdr 02:00:00:00:00:09 dev dummy0 nud permanent");
+    sh(x + "neigh add 192.0.2.10 lladdr 02:00:00:00:00:0a dev dummy0 nud stale");
+    sh(x + "link add vx0 type vxlan id 42 dstport 4789 dev dummy0 local 192.0.2.1 gbp "
+               "nolearning ttl 64");
+    sh(x + "link set vx0 up");
+    sh("bridge -n " + ns_ + " fdb append 00:00:00:00:00:00 dev vx0 dst 192.0.2.7");
+    sh("bridge -n " + ns_ + " fdb add ee:ee:0a:ff:01:00 dev vx0 dst 192.0.2.8 self permanent");
+  }
+  static void TearDownTestSuite() {
+    if (!ns_.empty()) std::system(("ip netns del " + ns_).c_str());
+  }
+
+  void SetUp() override {
+    auto s = NetnsScope::enter(ns_);
+    ASSERT_TRUE(s.has_value()) << s.error();
+    scope_.emplace(std::move(*s));
+  }
+  void TearDown() override { scope_.reset(); }
+
+  StepOutput run(const std::string& step, json params) {
+    const Step* s = Registry::instance().find(step);
+    EXPECT_NE(s, nullptr) << step;
+    if (!s) return StepOutput::error("no step");
+    StepContext ctx;
+    ctx.deadline = Clock::now() + std::chrono::seconds(5);
+    ctx.netns = ns_;
+    // Apply declared defaults the way the loader does.
+    for (const auto& p : s->spec().params)
+      if (!params.contains(p.name) && !p.default_value.is_null())
+        params[p.name] = p.default_value;
+    return s->run(ctx, Params(std::move(params)));
+  }
+
+  static inline std::string ns_;
+  std::optional<NetnsScope> scope_;
+};
+
+TEST_F(NetlinkNs, LinkBasics) {
+  auto o = run("link", {{"name", "dummy0"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["exists"], true);
+  EXPECT_EQ(o.facts["kind"], "veth");
+  EXPECT_EQ(o.facts["mtu"], 1400);
+  EXPECT_EQ(o.facts["mac"], "02:00:00:00:00:01");
+  EXPECT_EQ(o.facts["admin_up"], true);
+  EXPECT_EQ(o.facts["oper_state"], "UP");
+  EXPECT_EQ(o.facts["peer"], "uplink");
+  EXPECT_THAT(o.facts["flags"].dump(), HasSubstr("\"UP\""));
+  EXPECT_FALSE(o.facts.contains("master"));
+}
+
+TEST_F(NetlinkNs, LinkVethPeerAndMaster) {
+  auto o = run("link", {{"name", "c-010255000002"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["kind"], "veth");
+  EXPECT_EQ(o.facts["mac"], "ee:ee:0a:ff:00:02");
+  EXPECT_EQ(o.facts["master"], "br0");
+  EXPECT_EQ(o.facts["peer"], "s-010255000002");
+  EXPECT_FALSE(o.facts.contains("peer_netnsid"));
+  auto host = run("link", {{"name", "s-010255000002"}});
+  EXPECT_EQ(host.facts["peer_index"], o.facts["index"]);
+  EXPECT_EQ(host.facts["oper_state"], "UP");
+  auto lo = run("link", {{"index", 1}});
+  EXPECT_EQ(lo.facts["name"], "lo");
+  EXPECT_EQ(lo.facts["kind"], "loopback");
+}
+
+TEST_F(NetlinkNs, LinkMissingFailsListingInterfaces) {
+  auto o = run("link", {{"name", "eth9"}});
+  EXPECT_EQ(o.status, Status::kFail);
+  EXPECT_THAT(o.message, HasSubstr("interface 'eth9' not found in this namespace; "
+                                   "interfaces here: lo, uplink, dummy0"));
+  EXPECT_EQ(o.facts["exists"], false);
+  auto lenient = run("link", {{"name", "eth9"}, {"must_exist", false}});
+  EXPECT_EQ(lenient.status, Status::kPass);
+  EXPECT_EQ(lenient.facts["exists"], false);
+}
+
+TEST_F(NetlinkNs, SocketTalksToTheEnteredNamespace) {
+  auto sock = nl::Socket::open_with_timeout(Millis(1000));
+  ASSERT_TRUE(sock.has_value()) << sock.error();
+  auto t = nl::LinkTable::dump(*sock);
+  ASSERT_TRUE(t.has_value()) << t.error();
+  EXPECT_NE(t->by_name("dummy0"), nullptr);
+  EXPECT_EQ(t->all().front(), t->by_index(1));
+  EXPECT_EQ(t->name_of(1), "lo");
+}
+
+}  // namespace
+}  // namespace netplay
