@@ -1,0 +1,269 @@
+"""A Silk-like two-cell overlay built entirely inside network namespaces the test creates.
+
+Topology (prefix P, e.g. "np1234a-"; cells i = 1..N, containers k = 1..M per cell):
+
+  P c1 (cell 1)                                   P c2 (cell 2)
+    eth0 10.0.0.1/24  <---- underlay veth ---->     eth0 10.0.0.2/24
+    silk-vtep vxlan id 1 dstport 4789 dev eth0 local 10.0.0.i gbp nolearning
+      MAC ee:ee:0a:ff:0i:00, address 10.255.i.0/32
+      route 10.255.j.0/24 via 10.255.j.0 dev silk-vtep onlink   (every other cell j)
+      neigh 10.255.j.0 lladdr ee:ee:0a:ff:0j:00 PERMANENT
+      fdb   ee:ee:0a:ff:0j:00 dst 10.0.0.j self permanent
+    s-01025500i0KK  MAC aa:aa:<hex ip>, 169.254.0.1 peer <ip>/32   (host side)
+        | veth
+  P c1k1 (container)  c-01025500i0KK  MAC ee:ee:<hex ip>, <ip>/32,
+        default via 169.254.0.1 onlink, neigh 169.254.0.1 -> aa:aa:<hex ip> PERMANENT
+
+Container k of cell i has IP 10.255.i.(10+k). Addresses are private and exist only inside
+the lab's namespaces; nothing is routed to the outside.
+
+Use as a context manager: `with Lab() as lab: ...`; down() always removes every namespace it
+created, also when up() failed half-way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import subprocess
+import tempfile
+from typing import Any
+
+_counter = itertools.count()
+
+
+def require_root() -> None:
+    """Tests that need namespaces fail (never skip) without root."""
+    if os.geteuid() != 0:
+        raise AssertionError("this test needs root: it creates network namespaces")
+
+
+def silk_name(prefix: str, ip: str) -> str:
+    """10.255.211.40 -> s-010255211040 (prefix 's-') or c-010255211040."""
+    return prefix + "".join(f"{int(o):03d}" for o in ip.split("."))
+
+
+def silk_mac(prefix: str, ip: str) -> str:
+    """('aa:aa', 10.255.211.40) -> aa:aa:0a:ff:d3:28."""
+    return prefix + ":" + ":".join(f"{int(o):02x}" for o in ip.split("."))
+
+
+def sh(*argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    p = subprocess.run(list(argv), capture_output=True, text=True, input=input, timeout=60)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(argv)}\n{p.stderr.strip()}")
+    return p
+
+
+@dataclasses.dataclass
+class Container:
+    ns: str
+    ip: str
+    host_if: str   # s-..., in the cell namespace
+    cont_if: str   # c-..., in the container namespace
+    host_mac: str  # aa:aa:...
+    cont_mac: str  # ee:ee:...
+
+
+@dataclasses.dataclass
+class Cell:
+    index: int
+    ns: str
+    underlay_if: str
+    underlay_ip: str
+    overlay_ip: str      # 10.255.i.0, on silk-vtep
+    overlay_cidr: str    # 10.255.i.0/24
+    vtep_mac: str
+    vtep_port: int = 4789
+    containers: list[Container] = dataclasses.field(default_factory=list)
+
+
+class Lab:
+    VTEP = "silk-vtep"
+    GATEWAY = "169.254.0.1"
+
+    def __init__(self, cells: int = 2, containers: int = 2, prefix: str | None = None,
+                 vtep_port: int = 4789):
+        if cells < 1 or cells > 2:
+            raise ValueError("the underlay is one veth pair: 1 or 2 cells")
+        self.prefix = prefix or f"np{os.getpid()}{next(_counter)}-"
+        self.n_cells = cells
+        self.n_containers = containers
+        self.vtep_port = vtep_port
+        self.cells: list[Cell] = []
+        self._created: list[str] = []
+
+    # ---- lifecycle ----
+    def __enter__(self) -> "Lab":
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+
+    def _add_ns(self, name: str) -> str:
+        sh("ip", "netns", "del", name, check=False)  # leftovers of a crashed run
+        sh("ip", "netns", "add", name)
+        self._created.append(name)
+        self.ip(name, "link", "set", "lo", "up")
+        return name
+
+    def up(self) -> "Lab":
+        require_root()
+        for i in range(1, self.n_cells + 1):
+            cell = Cell(index=i, ns=self._add_ns(f"{self.prefix}c{i}"), underlay_if="eth0",
+                        underlay_ip=f"10.0.0.{i}", overlay_ip=f"10.255.{i}.0",
+                        overlay_cidr=f"10.255.{i}.0/24",
+                        vtep_mac=silk_mac("ee:ee", f"10.255.{i}.0"), vtep_port=self.vtep_port)
+            self.cells.append(cell)
+            sh("ip", "netns", "exec", cell.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # Underlay: one veth pair between the two cells (or a stub in a single cell).
+        c1 = self.cells[0]
+        if self.n_cells == 2:
+            c2 = self.cells[1]
+            self.ip(c1.ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+                    "netns", c2.ns)
+        else:
+            self.ip(c1.ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer")
+            self.ip(c1.ns, "link", "set", "eth0-peer", "up")
+        for cell in self.cells:
+            self.ip(cell.ns, "addr", "add", f"{cell.underlay_ip}/24", "dev", "eth0")
+            self.ip(cell.ns, "link", "set", "eth0", "up")
+        for cell in self.cells:
+            self._build_vtep(cell, cell.vtep_port)
+            for k in range(1, self.n_containers + 1):
+                self._add_container(cell, k)
+        return self
+
+    def down(self) -> None:
+        errors = []
+        for ns in reversed(self._created):
+            p = sh("ip", "netns", "del", ns, check=False)
+            if p.returncode != 0:
+                errors.append(f"{ns}: {p.stderr.strip()}")
+        self._created.clear()
+        self.cells.clear()
+        if errors:
+            raise RuntimeError("lab cleanup failed: " + "; ".join(errors))
+
+    # ---- building blocks ----
+    def ip(self, ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh("ip", "-n", ns, *args, check=check)
+
+    def bridge(self, ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh("bridge", "-n", ns, *args, check=check)
+
+    def _build_vtep(self, cell: Cell, port: int) -> None:
+        cell.vtep_port = port
+        self.ip(cell.ns, "link", "add", self.VTEP, "address", cell.vtep_mac, "type", "vxlan",
+                "id", "1", "dstport", str(port), "dev", cell.underlay_if, "local",
+                cell.underlay_ip, "gbp", "nolearning")
+        self.ip(cell.ns, "addr", "add", f"{cell.overlay_ip}/32", "dev", self.VTEP)
+        self.ip(cell.ns, "link", "set", self.VTEP, "up")
+        for other in self.cells:
+            if other is cell:
+                continue
+            self.ip(cell.ns, "neigh", "add", other.overlay_ip, "lladdr", other.vtep_mac, "dev",
+                    self.VTEP, "nud", "permanent")
+            self.bridge(cell.ns, "fdb", "add", other.vtep_mac, "dev", self.VTEP, "dst",
+                        other.underlay_ip, "self", "permanent")
+            self.ip(cell.ns, "route", "add", other.overlay_cidr, "via", other.overlay_ip, "dev",
+                    self.VTEP, "onlink")
+
+    def _add_container(self, cell: Cell, k: int) -> Container:
+        ip = f"10.255.{cell.index}.{10 + k}"
+        c = Container(ns=f"{self.prefix}c{cell.index}k{k}", ip=ip, host_if=silk_name("s-", ip),
+                      cont_if=silk_name("c-", ip), host_mac=silk_mac("aa:aa", ip),
+                      cont_mac=silk_mac("ee:ee", ip))
+        self._add_ns(c.ns)
+        self.ip(cell.ns, "link", "add", c.host_if, "address", c.host_mac, "type", "veth", "peer",
+                "name", c.cont_if, "address", c.cont_mac, "netns", c.ns)
+        self.ip(cell.ns, "addr", "add", self.GATEWAY, "peer", f"{ip}/32", "dev", c.host_if)
+        self.ip(cell.ns, "link", "set", c.host_if, "up")
+        self.ip(cell.ns, "neigh", "add", ip, "lladdr", c.cont_mac, "dev", c.host_if, "nud",
+                "permanent")
+        self.ip(c.ns, "addr", "add", f"{ip}/32", "dev", c.cont_if)
+        self.ip(c.ns, "link", "set", c.cont_if, "up")
+        self.ip(c.ns, "neigh", "add", self.GATEWAY, "lladdr", c.host_mac, "dev", c.cont_if, "nud",
+                "permanent")
+        self.ip(c.ns, "route", "add", "default", "via", self.GATEWAY, "dev", c.cont_if, "onlink")
+        cell.containers.append(c)
+        return c
+
+    # ---- fault injectors ----
+    def link_down(self, ns: str, dev: str) -> None:
+        self.ip(ns, "link", "set", dev, "down")
+
+    def set_mac(self, ns: str, dev: str, mac: str) -> None:
+        self.ip(ns, "link", "set", dev, "address", mac)
+
+    def del_neigh(self, ns: str, ip: str, dev: str) -> None:
+        self.ip(ns, "neigh", "del", ip, "dev", dev)
+
+    def del_fdb(self, ns: str, mac: str, dev: str = VTEP, dst: str | None = None) -> None:
+        args = ["fdb", "del", mac, "dev", dev]
+        if dst:
+            args += ["dst", dst]
+        self.bridge(ns, *args)
+
+    def vtep_dstport(self, cell: Cell, port: int) -> None:
+        """Re-creates the cell's VTEP with another UDP port (neighbours, FDB, routes too)."""
+        self.ip(cell.ns, "link", "del", self.VTEP)
+        self._build_vtep(cell, port)
+
+    # ---- oracle: iproute2's own JSON ----
+    def ip_json(self, ns: str, *args: str) -> Any:
+        out = sh("ip", "-n", ns, "-j", *args).stdout
+        return json.loads(out) if out.strip() else []
+
+    def bridge_json(self, ns: str, *args: str) -> Any:
+        out = sh("bridge", "-n", ns, "-j", *args).stdout
+        return json.loads(out) if out.strip() else []
+
+
+def netplay_bin() -> str:
+    b = os.environ.get("NETPLAY_BIN")
+    if not b or not os.access(b, os.X_OK):
+        raise AssertionError(f"NETPLAY_BIN must name the built netplay binary (got {b!r})")
+    return b
+
+
+def run_playbook(text: str, *args: str, timeout: float = 120) -> tuple[int, dict | None, str, str]:
+    """Writes `text` to a temp playbook, runs `netplay run PB --output json=FILE ARGS`.
+
+    Returns (exit code, the JSON report or None, stdout, stderr)."""
+    with tempfile.TemporaryDirectory(prefix="netplay-") as d:
+        pb = os.path.join(d, "pb.yaml")
+        rep = os.path.join(d, "report.json")
+        with open(pb, "w") as f:
+            f.write(text)
+        p = subprocess.run([netplay_bin(), "run", pb, "--output", f"json={rep}", *args],
+                           capture_output=True, text=True, timeout=timeout)
+        report = None
+        if os.path.exists(rep) and os.path.getsize(rep) > 0:
+            with open(rep) as f:
+                report = json.load(f)
+        return p.returncode, report, p.stdout, p.stderr
+
+
+def validate_playbook(text: str) -> tuple[int, str, str]:
+    """`netplay validate PB` on `text`; returns (exit code, stdout, stderr)."""
+    with tempfile.TemporaryDirectory(prefix="netplay-") as d:
+        pb = os.path.join(d, "pb.yaml")
+        with open(pb, "w") as f:
+            f.write(text)
+        p = subprocess.run([netplay_bin(), "validate", pb], capture_output=True, text=True,
+                           timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+
+def playbook(steps_yaml: str, name: str = "lab-test") -> str:
+    """A minimal playbook around an indented `steps:` body."""
+    return (f"apiVersion: netplay/v1\nkind: Playbook\nmetadata: {{name: {name}}}\n"
+            f"steps:\n{steps_yaml}")
