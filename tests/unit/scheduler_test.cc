@@ -1,0 +1,612 @@
+/// The scheduler against test-only steps registered here (sleep, facts, flaky, throw),
+/// on playbooks built directly in C++: no loader, no YAML.
+
+#include "runner/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "netplay_version.h"
+#include "runner/scheduler_pool.h"
+
+namespace netplay {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Interval {
+  Clock::time_point start, end;
+};
+
+std::mutex g_mu;
+std::map<std::string, Interval> g_intervals;  // step id -> when its last attempt ran
+std::map<std::string, int> g_calls;           // flaky key -> calls so far
+
+/// Sleeps `ms`, in slices, stopping early on cancel or stop request (unless told to ignore
+/// them, to exercise abandonment).
+class SleepStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{
+        .name = "test.sleep",
+        .summary = "test: sleep",
+        .params = {{.name = "ms", .type = ValueType::kInt, .default_value = 1000},
+                   {.name = "deaf", .type = ValueType::kBool, .default_value = false}},
+        .supports_background = true,
+    };
+    return s;
+  }
+  StepOutput run(StepContext& ctx, const Params& p) const override {
+    auto start = Clock::now();
+    auto until = start + std::chrono::milliseconds(p.integer("ms"));
+    bool deaf = p.boolean("deaf");
+    bool stopped = false;
+    while (Clock::now() < until) {
+      if (!deaf && ctx.should_stop()) {
+        stopped = true;
+        break;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    {
+      std::lock_guard lock(g_mu);
+      g_intervals[ctx.step_id] = {start, Clock::now()};
+    }
+    if (ctx.is_cancelled() && !deaf) return StepOutput::error("cancelled");
+    StepOutput out;
+    out.facts["stopped"] = stopped;
+    out.message = stopped ? "stopped" : "slept";
+    return out;
+  }
+};
+
+/// Returns the facts, status and message it is given.
+class FactsStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{
+        .name = "test.facts",
+        .summary = "test: facts",
+        .params = {{.name = "facts", .type = ValueType::kMap, .default_value = json::object()},
+                   {.name = "status", .type = ValueType::kString, .default_value = "pass"},
+                   {.name = "message", .type = ValueType::kString, .default_value = ""},
+                   {.name = "count", .type = ValueType::kInt}},
+    };
+    return s;
+  }
+  StepOutput run(StepContext& ctx, const Params& p) const override {
+    StepOutput out;
+    out.status = parse_status(p.str("status")).value_or(Status::kError);
+    out.message = p.str("message");
+    out.facts = p.raw("facts");
+    out.facts["netns"] = ctx.netns;
+    if (p.has("count")) out.facts["count"] = p.integer("count");
+    out.evidence.push_back("evidence of " + ctx.step_id);
+    return out;
+  }
+};
+
+/// Fails its first `fails` calls (per key), then passes.
+class FlakyStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{
+        .name = "test.flaky",
+        .summary = "test: flaky",
+        .params = {{.name = "key", .type = ValueType::kString, .required = true},
+                   {.name = "fails", .type = ValueType::kInt, .default_value = 1}},
+    };
+    return s;
+  }
+  StepOutput run(StepContext&, const Params& p) const override {
+    int n;
+    {
+      std::lock_guard lock(g_mu);
+      n = ++g_calls[p.str("key")];
+    }
+    if (n <= p.integer("fails")) return StepOutput::fail("flaked on call " + std::to_string(n));
+    StepOutput out;
+    out.facts["calls"] = n;
+    return out;
+  }
+};
+
+class ThrowStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{.name = "test.throw", .summary = "test: throws"};
+    return s;
+  }
+  StepOutput run(StepContext&, const Params&) const override { throw std::runtime_error("boom"); }
+};
+
+void register_fakes() {
+  static bool once = [] {
+    auto& r = Registry::instance();
+    r.add(std::make_unique<SleepStep>());
+    r.add(std::make_unique<FactsStep>());
+    r.add(std::make_unique<FlakyStep>());
+    r.add(std::make_unique<ThrowStep>());
+    return true;
+  }();
+  (void)once;
+}
+
+class NullProgress : public Progress {
+ public:
+  void on_start(const StepDef& s, const std::string&) override { started.push_back(s.id); }
+  void on_finish(const StepResult& r) override { finished.push_back(r.id); }
+  void on_tick() override { ++ticks; }
+  std::vector<std::string> started, finished;
+  int ticks = 0;
+};
+
+/// Builds playbooks step by step; expressions are compiled into the playbook's engine.
+class Builder {
+ public:
+  Builder() {
+    register_fakes();
+    pb_.name = "test";
+    pb_.file = "test.yaml";
+    pb_.engine = std::make_shared<ExprEngine>();
+  }
+  StepDef& step(const std::string& id, const std::string& uses, json with = json::object()) {
+    StepDef d;
+    d.id = id;
+    d.uses = uses;
+    d.step = Registry::instance().find(uses);
+    d.with = std::move(with);
+    pb_.steps.push_back(std::move(d));
+    return pb_.steps.back();
+  }
+  Expr expr(const std::string& src) { return compiled(src, pb_.engine->compile_expr(src)); }
+  Expr tmpl(const std::string& src) { return compiled(src, pb_.engine->compile_template(src)); }
+  Expr chunk(const std::string& src) { return compiled(src, pb_.engine->compile_chunk(src)); }
+  Playbook& pb() { return pb_; }
+
+ private:
+  Expr compiled(const std::string& src, std::expected<int, std::string> id) {
+    EXPECT_TRUE(id.has_value()) << src << ": " << (id ? "" : id.error());
+    Expr e;
+    e.src = src;
+    e.id = id.value_or(-1);
+    return e;
+  }
+  Playbook pb_;
+};
+
+RunReport run(const Playbook& pb, RunOptions opts = {}, Progress* progress = nullptr,
+              const std::atomic<bool>* interrupt = nullptr) {
+  static const std::atomic<bool> never{false};
+  return run_playbook(pb, opts, progress, interrupt ? *interrupt : never);
+}
+
+const StepResult& result(const RunReport& r, const std::string& id) {
+  for (const auto& s : r.steps)
+    if (s.id == id) return s;
+  static StepResult none;
+  ADD_FAILURE() << "no result for step " << id;
+  return none;
+}
+
+double ms(Clock::duration d) { return std::chrono::duration_cast<Millis>(d).count(); }
+
+TEST(Scheduler, IndependentStepsOverlap) {
+  Builder b;
+  b.step("a", "test.sleep", {{"ms", 300}});
+  b.step("b", "test.sleep", {{"ms", 300}});
+  RunOptions opts;
+  opts.jobs = 2;
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb(), opts);
+  double total = ms(Clock::now() - t0);
+  EXPECT_LT(total, 500);
+  ASSERT_EQ(r.steps.size(), 2u);
+  EXPECT_EQ(result(r, "a").status, Status::kPass);
+  EXPECT_EQ(result(r, "b").status, Status::kPass);
+  std::lock_guard lock(g_mu);
+  Interval a = g_intervals["a"], c = g_intervals["b"];
+  EXPECT_LT(a.start, c.end);
+  EXPECT_LT(c.start, a.end);
+  EXPECT_EQ(r.status, Status::kPass);
+  EXPECT_EQ(r.version, NETPLAY_VERSION);
+  EXPECT_EQ(r.playbook_name, "test");
+  EXPECT_EQ(r.started_at.size(), 24u) << r.started_at;  // 2024-01-02T03:04:05.678Z
+  EXPECT_EQ(r.started_at.back(), 'Z');
+}
+
+TEST(Scheduler, OneJobRunsOneAtATime) {
+  Builder b;
+  b.step("one_a", "test.sleep", {{"ms", 100}});
+  b.step("one_b", "test.sleep", {{"ms", 100}});
+  RunOptions opts;
+  opts.jobs = 1;
+  RunReport r = run(b.pb(), opts);
+  EXPECT_EQ(r.status, Status::kPass);
+  std::lock_guard lock(g_mu);
+  EXPECT_LE(g_intervals["one_a"].end, g_intervals["one_b"].start);
+}
+
+TEST(Scheduler, NeedsOrderHolds) {
+  Builder b;
+  b.step("later", "test.sleep", {{"ms", 50}}).needs = {"first"};
+  b.step("first", "test.sleep", {{"ms", 150}});
+  NullProgress progress;
+  RunReport r = run(b.pb(), {}, &progress);
+  EXPECT_EQ(r.status, Status::kPass);
+  ASSERT_EQ(r.steps.size(), 2u);
+  EXPECT_EQ(r.steps[0].id, "later");  // report keeps playbook order
+  std::lock_guard lock(g_mu);
+  EXPECT_LE(g_intervals["first"].end, g_intervals["later"].start);
+  EXPECT_EQ(progress.started, (std::vector<std::string>{"first", "later"}));
+}
+
+TEST(Scheduler, ExpressionReferenceOrdersButDoesNotSkip) {
+  Builder b;
+  b.step("probe", "test.facts", {{"status", "fail"}, {"message", "probe failed"}});
+  auto& reader = b.step("reader", "test.facts");
+  reader.with["facts"] = {{"seen", "x"}};
+  reader.with_templates.push_back(
+      {json::json_pointer("/facts/seen"), b.tmpl("{{ steps.probe.status }}")});
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "probe").status, Status::kFail);
+  EXPECT_EQ(result(r, "reader").status, Status::kPass);
+  EXPECT_EQ(result(r, "reader").facts["seen"], "fail");
+}
+
+TEST(Scheduler, WhenFalseSkipsWithReason) {
+  Builder b;
+  auto& s = b.step("gated", "test.facts");
+  s.when = b.expr("inputs.mode == 'deep'");
+  RunOptions opts;
+  opts.inputs = {{"mode", "quick"}};
+  RunReport r = run(b.pb(), opts);
+  EXPECT_EQ(result(r, "gated").status, Status::kSkip);
+  EXPECT_EQ(result(r, "gated").message, "when: inputs.mode == 'deep' is false");
+  EXPECT_EQ(result(r, "gated").attempts, 0);
+}
+
+TEST(Scheduler, DependentsOfAFailureAreSkipped) {
+  Builder b;
+  b.step("underlay", "test.facts", {{"status", "fail"}, {"message", "no route"}});
+  b.step("overlay", "test.facts").needs = {"underlay"};
+  b.step("app", "test.facts").needs = {"overlay"};
+  b.step("other", "test.facts");
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "underlay").status, Status::kFail);
+  EXPECT_EQ(result(r, "underlay").message, "no route");
+  EXPECT_EQ(result(r, "overlay").status, Status::kSkip);
+  EXPECT_EQ(result(r, "overlay").message, "needs 'underlay', which failed");
+  EXPECT_EQ(result(r, "app").message, "needs 'overlay', which was skipped");
+  EXPECT_EQ(result(r, "other").status, Status::kPass);
+  EXPECT_EQ(r.status, Status::kFail);
+}
+
+TEST(Scheduler, TemplatesAndParamsAreResolved) {
+  Builder b;
+  auto& s = b.step("t", "test.facts", {{"count", "x"}});
+  s.with_templates.push_back({json::json_pointer("/count"), b.tmpl("{{ inputs.n }}")});
+  s.netns_tmpl = b.tmpl("{{ inputs.ns }}");
+  RunOptions opts;
+  opts.inputs = {{"n", "42"}, {"ns", "host"}};
+  RunReport r = run(b.pb(), opts);
+  const auto& t = result(r, "t");
+  EXPECT_EQ(t.status, Status::kPass) << t.message;
+  EXPECT_EQ(t.facts["count"], 42);  // "42" coerced to an integer
+  EXPECT_EQ(t.netns, "host");
+}
+
+TEST(Scheduler, ParamTypeErrorNamesTheParam) {
+  Builder b;
+  b.step("bad", "test.facts", {{"count", "three"}});
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "bad").status, Status::kError);
+  EXPECT_NE(result(r, "bad").message.find("count"), std::string::npos) << result(r, "bad").message;
+}
+
+TEST(Scheduler, TimeoutFiresPromptly) {
+  Builder b;
+  b.step("slow", "test.sleep", {{"ms", 5000}}).timeout = Millis(200);
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb());
+  EXPECT_LT(ms(Clock::now() - t0), 1000);
+  EXPECT_EQ(result(r, "slow").status, Status::kError);
+  EXPECT_EQ(result(r, "slow").message, "timed out after 200ms");
+}
+
+TEST(Scheduler, DeafStepIsAbandonedAndCapacityReplaced) {
+  Builder b;
+  b.step("deaf", "test.sleep", {{"ms", 1500}, {"deaf", true}}).timeout = Millis(100);
+  b.step("next", "test.sleep", {{"ms", 50}});
+  auto& after = b.step("after", "test.facts");
+  after.needs = {"next"};
+  RunOptions opts;
+  opts.jobs = 1;
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb(), opts);
+  EXPECT_LT(ms(Clock::now() - t0), 1000);  // did not wait for the deaf step to return
+  EXPECT_EQ(result(r, "deaf").status, Status::kError);
+  EXPECT_EQ(result(r, "deaf").message, "timed out after 100ms");
+  EXPECT_EQ(result(r, "next").status, Status::kPass);
+  EXPECT_EQ(result(r, "after").status, Status::kPass);
+  std::this_thread::sleep_for(1600ms);  // let the abandoned thread finish before exit
+}
+
+TEST(Scheduler, RetriesCountAttempts) {
+  Builder b;
+  auto& s = b.step("flaky", "test.flaky", {{"key", "retry-ok"}, {"fails", 2}});
+  s.retries = 2;
+  s.retry_delay = Millis(10);
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "flaky").status, Status::kPass) << result(r, "flaky").message;
+  EXPECT_EQ(result(r, "flaky").attempts, 3);
+  EXPECT_EQ(result(r, "flaky").facts["calls"], 3);
+}
+
+TEST(Scheduler, RetriesExhausted) {
+  Builder b;
+  auto& s = b.step("flaky", "test.flaky", {{"key", "retry-exhausted"}, {"fails", 5}});
+  s.retries = 1;
+  s.retry_delay = Millis(10);
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "flaky").status, Status::kFail);
+  EXPECT_EQ(result(r, "flaky").attempts, 2);
+  EXPECT_EQ(result(r, "flaky").message, "flaked on call 2");
+}
+
+TEST(Scheduler, ExceptionBecomesError) {
+  Builder b;
+  b.step("boom", "test.throw");
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "boom").status, Status::kError);
+  EXPECT_EQ(result(r, "boom").message, "internal error: boom");
+}
+
+TEST(Scheduler, GlobalTimeout) {
+  Builder b;
+  b.step("long", "test.sleep", {{"ms", 5000}});
+  b.step("after", "test.facts").needs = {"long"};
+  RunOptions opts;
+  opts.global_timeout = Millis(300);
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb(), opts);
+  EXPECT_LT(ms(Clock::now() - t0), 1500);
+  EXPECT_EQ(result(r, "long").status, Status::kError);
+  EXPECT_EQ(result(r, "long").message, "run timed out after 300ms");
+  EXPECT_EQ(result(r, "after").status, Status::kSkip);
+  EXPECT_EQ(result(r, "after").message, "not run: global timeout");
+  EXPECT_FALSE(r.interrupted);
+}
+
+TEST(Scheduler, FailFastStopsNewSteps) {
+  Builder b;
+  b.step("running", "test.sleep", {{"ms", 200}});
+  b.step("bad", "test.facts", {{"status", "fail"}});
+  b.step("later", "test.facts").needs = {"running"};
+  RunOptions opts;
+  opts.jobs = 2;
+  opts.fail_fast = true;
+  RunReport r = run(b.pb(), opts);
+  EXPECT_EQ(result(r, "running").status, Status::kPass);  // running ones finish
+  EXPECT_EQ(result(r, "bad").status, Status::kFail);
+  EXPECT_EQ(result(r, "later").status, Status::kSkip);
+  EXPECT_EQ(result(r, "later").message, "not run: --fail-fast");
+}
+
+TEST(Scheduler, OnlySelectsStepsAndWhatTheyNeed) {
+  Builder b;
+  b.step("base", "test.facts");
+  b.step("mid", "test.facts").needs = {"base"};
+  b.step("top", "test.facts").needs = {"mid"};
+  b.step("unrelated", "test.facts");
+  RunOptions opts;
+  opts.only = {"top"};
+  RunReport r = run(b.pb(), opts);
+  ASSERT_EQ(r.steps.size(), 3u);
+  EXPECT_EQ(r.steps[0].id, "base");
+  EXPECT_EQ(r.steps[2].id, "top");
+  EXPECT_EQ(r.status, Status::kPass);
+}
+
+TEST(Scheduler, BackgroundStepStopsWhenDependentsFinish) {
+  Builder b;
+  auto& bg = b.step("capture", "test.sleep", {{"ms", 10000}});
+  bg.background = true;
+  bg.timeout = Millis(20000);
+  b.step("probe", "test.sleep", {{"ms", 100}}).needs = {"capture"};
+  RunOptions opts;
+  opts.jobs = 1;  // the background step must not hold the only slot
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb(), opts);
+  EXPECT_LT(ms(Clock::now() - t0), 1000);
+  EXPECT_EQ(result(r, "probe").status, Status::kPass);
+  EXPECT_EQ(result(r, "capture").status, Status::kPass) << result(r, "capture").message;
+  EXPECT_EQ(result(r, "capture").facts["stopped"], true);
+  EXPECT_TRUE(result(r, "capture").background);
+  std::lock_guard lock(g_mu);
+  EXPECT_LE(g_intervals["capture"].start, g_intervals["probe"].start);
+  EXPECT_GE(g_intervals["capture"].end, g_intervals["probe"].end);
+}
+
+TEST(Scheduler, BackgroundReaderWaitsForTheEnd) {
+  Builder b;
+  auto& bg = b.step("capture", "test.sleep", {{"ms", 10000}});
+  bg.background = true;
+  b.step("probe", "test.sleep", {{"ms", 50}});
+  auto& reader = b.step("reader", "test.facts");
+  reader.when = b.expr("steps.capture.facts.stopped == true");
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb());
+  EXPECT_LT(ms(Clock::now() - t0), 1000);
+  EXPECT_EQ(result(r, "reader").status, Status::kPass) << result(r, "reader").message;
+}
+
+TEST(Scheduler, OnFailEvidenceIsAttached) {
+  Builder b;
+  auto& s = b.step("vtep", "test.facts", {{"facts", {{"dstport", 8472}}}});
+  s.expect = {{"dstport", 4789}};
+  StepDef c;
+  c.id = "vtep.on_fail[0]";
+  c.uses = "test.facts";
+  c.step = Registry::instance().find("test.facts");
+  c.with = {{"facts", {{"fdb", "aa:bb"}}}, {"message", "3 entries"}};
+  s.on_fail.push_back(c);
+  StepDef bad = c;
+  bad.with = {{"status", "error"}, {"message", "no device"}};
+  s.on_fail.push_back(bad);
+  RunReport r = run(b.pb());
+  const auto& v = result(r, "vtep");
+  EXPECT_EQ(v.status, Status::kFail);
+  EXPECT_EQ(v.message, "dstport: expected 4789, got 8472");
+  std::string all;
+  for (const auto& e : v.evidence) all += e + "\n";
+  EXPECT_NE(all.find("on_fail test.facts: 3 entries"), std::string::npos) << all;
+  EXPECT_NE(all.find("\"fdb\":\"aa:bb\""), std::string::npos) << all;
+  EXPECT_NE(all.find("on_fail test.facts (error): no device"), std::string::npos) << all;
+}
+
+TEST(Scheduler, ExpectationsJudgeFactsWithSeverity) {
+  Builder b;
+  auto& ok = b.step("ok", "test.facts", {{"facts", {{"loss_pct", 0}}}});
+  ok.expect = {{"loss_pct", 0}};
+  auto& many = b.step("many", "test.facts", {{"facts", {{"a", 1}, {"b", 2}, {"c", 3}}}});
+  many.expect = {{"a", 9}, {"b", 9}, {"c", 3}};
+  auto& soft = b.step("soft", "test.facts", {{"facts", {{"a", 1}}}});
+  soft.expect = {{"a", 2}};
+  soft.warn_only = true;
+  auto& tmpl = b.step("tmpl", "test.facts", {{"facts", {{"port", 4789}}}});
+  tmpl.expect = {{"port", 0}};
+  tmpl.expect_templates.push_back({json::json_pointer("/port"), b.tmpl("{{ inputs.port }}")});
+  RunOptions opts;
+  opts.inputs = {{"port", 4789}};
+  RunReport r = run(b.pb(), opts);
+  EXPECT_EQ(result(r, "ok").status, Status::kPass);
+  EXPECT_EQ(result(r, "many").status, Status::kFail);
+  EXPECT_EQ(result(r, "many").message, "a: expected 9, got 1 (+1 more)");
+  EXPECT_EQ(result(r, "many").expectations.size(), 3u);
+  EXPECT_EQ(result(r, "soft").status, Status::kWarn);
+  EXPECT_EQ(result(r, "tmpl").status, Status::kPass) << result(r, "tmpl").message;
+}
+
+TEST(Scheduler, HooksDecide) {
+  Builder b;
+  b.step("skipped", "test.facts").hook_before = b.chunk("return false");
+  b.step("failed", "test.facts").hook_after =
+      b.chunk("if steps.failed.facts.netns == 'host' then netplay.fail('wrong place') end");
+  b.step("broken", "test.facts").hook_after = b.chunk("error('oops')");
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "skipped").status, Status::kSkip);
+  EXPECT_EQ(result(r, "skipped").message, "skipped by before-hook");
+  EXPECT_EQ(result(r, "failed").status, Status::kFail);
+  EXPECT_EQ(result(r, "failed").message, "wrong place");
+  EXPECT_EQ(result(r, "broken").status, Status::kError);
+  EXPECT_NE(result(r, "broken").message.find("hook error: "), std::string::npos);
+  EXPECT_NE(result(r, "broken").message.find("oops"), std::string::npos);
+}
+
+TEST(Scheduler, InterruptReturnsPartialReportQuickly) {
+  Builder b;
+  b.step("long", "test.sleep", {{"ms", 10000}});
+  b.step("after", "test.facts").needs = {"long"};
+  std::atomic<bool> interrupt{false};
+  std::thread t([&] {
+    std::this_thread::sleep_for(200ms);
+    interrupt = true;
+  });
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb(), {}, nullptr, &interrupt);
+  t.join();
+  EXPECT_LT(ms(Clock::now() - t0), 800);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_EQ(exit_code(r), 130);
+  EXPECT_EQ(result(r, "long").status, Status::kError);
+  EXPECT_EQ(result(r, "long").message, "interrupted");
+  EXPECT_EQ(result(r, "after").status, Status::kSkip);
+  EXPECT_EQ(result(r, "after").message, "not run: interrupted");
+}
+
+TEST(Scheduler, DiagnosisFindingIsRendered) {
+  Builder b;
+  b.step("overlay", "test.facts", {{"status", "fail"}});
+  DiagnosisRule rule;
+  rule.id = "vtep-port-blocked";
+  rule.when = b.expr("steps.overlay.status == 'fail'");
+  rule.finding = b.tmpl("UDP {{ inputs.port }} is dropped");
+  rule.next.push_back(b.tmpl("Check the firewall for UDP {{ inputs.port }}"));
+  rule.references = {"https://example.org/vxlan"};
+  b.pb().diagnosis.push_back(rule);
+  DiagnosisRule quiet;
+  quiet.id = "quiet";
+  quiet.when = b.expr("steps.overlay.status == 'pass'");
+  b.pb().diagnosis.push_back(quiet);
+  DiagnosisRule broken;
+  broken.id = "broken";
+  broken.when = b.expr("steps.nothing.facts.x > 1");
+  b.pb().diagnosis.push_back(broken);
+  RunOptions opts;
+  opts.inputs = {{"port", 4789}};
+  RunReport r = run(b.pb(), opts);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].id, "vtep-port-blocked");
+  EXPECT_EQ(r.findings[0].finding, "UDP 4789 is dropped");
+  EXPECT_EQ(r.findings[0].next, (std::vector<std::string>{"Check the firewall for UDP 4789"}));
+  EXPECT_EQ(r.findings[0].references.size(), 1u);
+}
+
+TEST(Scheduler, MissingNamespaceIsAStepError) {
+  Builder b;
+  b.step("inside", "test.facts").netns = "np-no-such-namespace";
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "inside").status, Status::kError);
+  EXPECT_EQ(result(r, "inside").message,
+            "network namespace 'np-no-such-namespace' not found (/run/netns/np-no-such-namespace)");
+}
+
+TEST(Scheduler, ProgressSeesEveryStep) {
+  Builder b;
+  b.step("a", "test.sleep", {{"ms", 250}});
+  b.step("b", "test.facts").needs = {"missing_dep_is_ignored"};
+  NullProgress progress;
+  RunReport r = run(b.pb(), {}, &progress);
+  EXPECT_EQ(progress.finished.size(), 2u);
+  EXPECT_GE(progress.ticks, 1);
+}
+
+TEST(Scheduler, ManyStepsHaveTinyOverhead) {
+  Builder b;
+  for (int i = 0; i < 500; ++i) {
+    auto& s = b.step("s" + std::to_string(i), "test.facts", {{"facts", {{"v", i}}}});
+    s.expect = {{"v", i}};
+  }
+  RunReport r = run(b.pb());
+  EXPECT_EQ(r.status, Status::kPass);
+  EXPECT_EQ(r.steps.size(), 500u);
+  // Generous bound for a loaded 2-core CI machine; the target is well under 50 ms.
+  EXPECT_LT(r.duration_ms, 250) << r.duration_ms;
+  RecordProperty("duration_ms", std::to_string(r.duration_ms));
+}
+
+TEST(WorkerPool, ReusesThreads) {
+  register_fakes();
+  WorkerPool pool;
+  const Step* step = Registry::instance().find("test.facts");
+  for (int round = 0; round < 20; ++round) {
+    auto a = std::make_shared<Attempt>();
+    a->step = step;
+    a->step_id = "p";
+    a->params = Params(json{{"status", "pass"}, {"facts", json::object()}});
+    pool.submit(a);
+    auto done = pool.wait(Clock::now() + 2s);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0]->out.status, Status::kPass);
+  }
+  EXPECT_EQ(pool.threads(), 1u);
+}
+
+}  // namespace
+}  // namespace netplay
