@@ -18,6 +18,7 @@ std::expected<Format, std::string> parse_format(std::string_view name);
 struct RenderOptions {
   bool color = false;
   bool verbose = false;  // text: facts of every step, not only of failures
+  bool quiet = false;    // text: only the findings and the summary line
 };
 
 /// text: summary table then findings; json: the contract's shape; junit: one testcase
