@@ -227,6 +227,28 @@ TEST(Expr, FactsAreConvertedOnlyWhenUsed) {
   EXPECT_THAT(error_of(run(e, "steps.deep.facts.tree")), HasSubstr("nested too deeply"));
 }
 
+TEST(Expr, PairsOverStepsFollowsArrivalOrder) {
+  ExprEngine e;
+  e.set_step_result("b", Status::kPass, "", json::object());
+  e.set_step_result("a", Status::kFail, "", json::object());
+  e.set_step_result("b", Status::kWarn, "", json::object());  // a retry keeps its place
+  EXPECT_EQ(run_chunk(e, "local out = {} for id, s in pairs(steps) do out[#out + 1] = id .. '=' .. s.status end "
+                         "return table.concat(out, ',')"),
+            json("b=warn,a=fail"));
+}
+
+TEST(Expr, ScriptsCannotReplaceWhatNetplayProvides) {
+  ExprEngine e;
+  e.set_inputs(json{{"a", 1}});
+  for (const char* src : {"inputs = {}", "steps = nil", "netplay = 1", "string = nil", "net = 1", "_G.env = 2"}) {
+    EXPECT_THAT(error_of(run_chunk(e, src)), HasSubstr("provided by netplay")) << src;
+  }
+  EXPECT_EQ(run(e, "inputs.a"), json(1));
+  // Globals of a hook are visible to later expressions of the same run.
+  ASSERT_TRUE(run_chunk(e, "seen = (seen or 0) + 1"));
+  EXPECT_EQ(run(e, "seen"), json(1));
+}
+
 TEST(Expr, EnvHoldsOnlyWhatWasGiven) {
   ExprEngine e;
   EXPECT_EQ(run(e, "env.HOME"), json(nullptr));
@@ -264,12 +286,14 @@ TEST(Expr, RequireLoadsOnlyFromTheLibrary) {
 TEST(Expr, LuaPathEnvironmentVariableAddsLibraryDirectories) {
   auto dir = std::filesystem::temp_directory_path() / ("netplay-expr-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "site");
-  std::ofstream(dir / "site" / "extra.lua") << "return {answer = 42}\n";
+  std::ofstream(dir / "site" / "extra.lua") << "helper = 1\nreturn {answer = 42, h = helper}\n";
   std::ofstream(dir / "binary.lua") << "\x1bLua\x54";
   ::setenv("NETPLAY_LUA_PATH", dir.c_str(), 1);
   ExprEngine e;
   ::unsetenv("NETPLAY_LUA_PATH");
   EXPECT_EQ(run(e, "require('site.extra').answer"), json(42));
+  EXPECT_EQ(run(e, "require('site.extra').h"), json(1));
+  EXPECT_EQ(run(e, "helper"), json(nullptr));  // a module's globals stay its own
   EXPECT_THAT(error_of(run(e, "require('binary')")), HasSubstr("binary chunk"));
   EXPECT_EQ(run(e, "net.silk_host_iface('10.0.0.1')"), json("s-010000000001"));  // source lua/ too
   std::filesystem::remove_all(dir);
@@ -324,6 +348,9 @@ TEST(Expr, DeliberateVerdictsAreTagged) {
   EXPECT_EQ(error_of(run_chunk(e, "netplay.skip('not a Silk cell')")), "skip: not a Silk cell");
   EXPECT_EQ(error_of(run_chunk(e, "error('crash')")), "line 1: crash");
   EXPECT_EQ(error_of(run_chunk(e, "error({})")), "(error object is a table value)");
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.fail()")), "fail: (no message)");
+  // A verdict caught by the script's own pcall is the script's business.
+  EXPECT_EQ(run_chunk(e, "return (pcall(netplay.fail, 'x'))"), json(false));
 }
 
 TEST(Expr, NetHelpers) {
