@@ -1,4 +1,3 @@
-// Placeholder until the CLI lands.
-#include <cstdio>
-#include "netplay_version.h"
-int main() { std::puts("netplay " NETPLAY_VERSION); return 0; }
+#include "runner/cli.h"
+
+int main(int argc, char** argv) { return netplay::cli_main(argc, argv); }

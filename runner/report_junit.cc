@@ -53,7 +53,7 @@ std::string step_body(const StepResult& s) {
   std::string b;
   if (!s.message.empty()) b += s.message + "\n";
   for (const auto& e : s.expectations)
-    if (!e.ok) b += "expected: " + e.message + "\n";
+    if (!e.ok) b += "unmet: " + e.message + "\n";
   if (!s.evidence.empty()) {
     b += "evidence:\n";
     for (const auto& ev : s.evidence) b += "  " + ev + "\n";
