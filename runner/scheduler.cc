@@ -157,8 +157,10 @@ void Run::build_graph() {
     for (const auto& r : expression_step_refs(*n.def)) {
       auto it = index.find(r);
       if (it == index.end() || node_of[it->second] == SIZE_MAX) continue;
+      // Also when the step `needs` it: a background step counts as started for `needs`,
+      // but whoever reads its facts must wait for them.
       size_t dep = node_of[it->second];
-      if (std::find(n.needs.begin(), n.needs.end(), dep) == n.needs.end()) n.refs.push_back(dep);
+      if (std::find(n.refs.begin(), n.refs.end(), dep) == n.refs.end()) n.refs.push_back(dep);
     }
   }
   for (size_t i = 0; i < nodes_.size(); ++i)
@@ -238,7 +240,8 @@ void Run::start_attempt(size_t i, Clock::time_point now) {
   auto a = std::make_shared<Attempt>();
   a->node = i;
   a->step = n.def->step;
-  a->params = Params(n.prep.params);
+  // Params are needed again only for a retry.
+  a->params = Params(n.result.attempts < n.def->retries ? n.prep.params : std::move(n.prep.params));
   a->netns = n.prep.netns;
   a->step_id = n.def->id;
   a->number = n.result.attempts + 1;

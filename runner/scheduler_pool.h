@@ -3,6 +3,8 @@
 /// namespace, runs the step and hands the attempt back. Threads are created lazily (never
 /// one per step) and reused; a thread that could not return to its namespace, or whose
 /// attempt was abandoned after a timeout, retires and the next submit spawns a fresh one.
+/// Workers are only ever spawned from the scheduler thread, which stays in the host
+/// namespace: a new thread inherits its creator's network namespace.
 
 #include <atomic>
 #include <memory>

@@ -446,6 +446,20 @@ TEST(Scheduler, BackgroundReaderWaitsForTheEnd) {
   EXPECT_EQ(result(r, "reader").status, Status::kPass) << result(r, "reader").message;
 }
 
+TEST(Scheduler, BackgroundNeededAndReadWaitsForItsFacts) {
+  Builder b;
+  auto& bg = b.step("capture", "test.sleep", {{"ms", 10000}});
+  bg.background = true;
+  auto& reader = b.step("reader", "test.facts");
+  reader.needs = {"capture"};
+  reader.when = b.expr("steps.capture.facts.stopped == true");
+  auto t0 = Clock::now();
+  RunReport r = run(b.pb());
+  EXPECT_LT(ms(Clock::now() - t0), 1000);
+  EXPECT_EQ(result(r, "capture").status, Status::kPass);
+  EXPECT_EQ(result(r, "reader").status, Status::kPass) << result(r, "reader").message;
+}
+
 TEST(Scheduler, OnFailEvidenceIsAttached) {
   Builder b;
   auto& s = b.step("vtep", "test.facts", {{"facts", {{"dstport", 8472}}}});
