@@ -525,7 +525,8 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
       templates_in(v, json::json_pointer() / key, where, slots);
       json value = to_json(v);
       if (value.is_null()) continue;  // not given: the default applies
-      if (spec) {
+      // An unquoted template was reported already; the value means nothing more.
+      if (spec && !yamlx::has_complex_key(v)) {
         const ParamSpec* p = spec->param(key);
         if (!p) {
           err(it->first,
@@ -579,6 +580,7 @@ void Loader::load_expect(const YAML::Node& n, StepDef& s) {
     }
     templates_in(v, json::json_pointer() / key, where, s.expect_templates);
     json value = to_json(v);
+    if (yamlx::has_complex_key(v)) continue;
     if (auto problem = check_expectation(value)) err(v, fmt::format("{}: {}", where, *problem));
     s.expect[key] = std::move(value);
   }

@@ -105,6 +105,17 @@ json to_json(const YAML::Node& n) {
   return nullptr;
 }
 
+bool has_complex_key(const YAML::Node& n) {
+  if (n.IsSequence()) {
+    for (const auto& item : n)
+      if (has_complex_key(item)) return true;
+  } else if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it)
+      if (!it->first.IsScalar() || has_complex_key(it->second)) return true;
+  }
+  return false;
+}
+
 void check_structure(const YAML::Node& n, const std::string& file, std::vector<Diagnostic>& out) {
   if (n.IsSequence()) {
     for (const auto& item : n) check_structure(item, file, out);

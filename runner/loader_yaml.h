@@ -25,6 +25,10 @@ std::string scalar_text(const YAML::Node& n);
 /// What the user wrote, for messages: 'text' for scalars, "a list"/"a map" otherwise.
 std::string describe_node(const YAML::Node& n);
 
+/// True when a mapping anywhere under `n` has a non-scalar key (already reported by
+/// check_structure): its value is not worth a second, confusing message.
+bool has_complex_key(const YAML::Node& n);
+
 /// Structural problems yaml-cpp accepts silently: duplicate keys in a mapping, and
 /// non-scalar keys (usually an unquoted `{{ template }}`). Appended to `out`.
 void check_structure(const YAML::Node& n, const std::string& file, std::vector<Diagnostic>& out);
