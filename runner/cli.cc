@@ -3,6 +3,8 @@
 
 #include "runner/cli.h"
 
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -219,6 +221,17 @@ int run_cli(int argc, const char* const* argv, const CliIo& io) {
   describe->add_option("STEP", step_name, "Step name, e.g. sysctl")->required();
   auto* schema = app.add_subcommand("schema", "Print the playbook JSON Schema");
 
+  // CLI11 reports a mistyped command as "a subcommand is required": name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> commands;
+    for (const auto* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    if (std::find(commands.begin(), commands.end(), argv[1]) == commands.end()) {
+      std::string near = did_you_mean(argv[1], commands);
+      return cli::usage_error(
+          io, fmt::format("unknown command '{}'{}; commands: run, validate, list, describe, schema",
+                          argv[1], near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -51,9 +51,14 @@ std::string seconds(double ms) { return fmt::format("{:.3f}", ms / 1000.0); }
 /// What a failing/erroring/warning step carries: unmet expectations, evidence, facts.
 std::string step_body(const StepResult& s) {
   std::string b;
-  if (!s.message.empty()) b += s.message + "\n";
-  for (const auto& e : s.expectations)
-    if (!e.ok) b += "unmet: " + e.message + "\n";
+  bool message_is_expectation = false;
+  for (const auto& e : s.expectations) {
+    if (e.ok) continue;
+    b += "unmet: " + e.message + "\n";
+    message_is_expectation |= e.message == s.message;
+  }
+  // The message attribute already says it; the body repeats it only when it adds to it.
+  if (!s.message.empty() && !message_is_expectation) b = s.message + "\n" + b;
   if (!s.evidence.empty()) {
     b += "evidence:\n";
     for (const auto& ev : s.evidence) b += "  " + ev + "\n";
