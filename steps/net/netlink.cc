@@ -45,6 +45,9 @@ std::expected<Socket, std::string> Socket::open_with_timeout(Millis timeout, int
   // size its read to the datagram (kernel dump batches can exceed a page).
   nl_socket_set_buffer_size(s.get(), 256 * 1024, 32 * 1024);
   nl_socket_enable_msg_peek(s.get());
+  // Requests are answered by a reply or an error; an extra ACK would only linger in the
+  // socket and confuse the next request's sequence check.
+  nl_socket_disable_auto_ack(s.get());
   s.set_timeout(timeout);
   return s;
 }
@@ -104,6 +107,34 @@ std::expected<void, std::string> Socket::dump(int type, const void* header, size
   return {};
 }
 
+namespace {
+int error_cb(sockaddr_nl*, nlmsgerr* e, void* arg) {
+  *static_cast<int*>(arg) = -e->error;
+  return NL_STOP;
+}
+}  // namespace
+
+std::expected<void, std::string> Socket::request(nl_msg* msg,
+                                                 const std::function<void(nlmsghdr*)>& on_msg,
+                                                 std::string_view what, int* kernel_errno) {
+  if (kernel_errno) *kernel_errno = 0;
+  int err = nl_send_auto(get(), msg);
+  if (err < 0) return std::unexpected(fmt::format("{}: send: {}", what, error_text(err)));
+  CbPtr cb = clone_cb(get());
+  if (!cb) return std::unexpected(fmt::format("{}: out of memory", what));
+  CallbackState st{&on_msg};
+  int kerr = 0;
+  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &st);
+  nl_cb_err(cb.get(), NL_CB_CUSTOM, error_cb, &kerr);
+  err = nl_recvmsgs(get(), cb.get());
+  if (kerr != 0) {
+    if (kernel_errno) *kernel_errno = kerr;
+    return std::unexpected(fmt::format("{}: {}", what, std::strerror(kerr)));
+  }
+  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
+  return {};
+}
+
 std::expected<int, std::string> Socket::netnsid_of_fd(int ns_fd) {
   MsgPtr msg(nlmsg_alloc_simple(RTM_GETNSID, NLM_F_REQUEST));
   if (!msg) return std::unexpected("netnsid: out of memory");
@@ -111,26 +142,20 @@ std::expected<int, std::string> Socket::netnsid_of_fd(int ns_fd) {
   if (nlmsg_append(msg.get(), &g, sizeof g, NLMSG_ALIGNTO) < 0 ||
       nla_put_u32(msg.get(), NETNSA_FD, static_cast<uint32_t>(ns_fd)) < 0)
     return std::unexpected("netnsid: cannot build the request");
-  int err = nl_send_auto(get(), msg.get());
-  if (err < 0) return std::unexpected("netnsid: send: " + error_text(err));
   int nsid = -1;
   bool got = false;
-  std::function<void(nlmsghdr*)> on = [&](nlmsghdr* h) {
-    if (h->nlmsg_type != RTM_NEWNSID) return;
-    nlattr* tb[NETNSA_MAX + 1] = {};
-    if (nlmsg_parse(h, sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) < 0) return;
-    if (tb[NETNSA_NSID]) nsid = static_cast<int32_t>(nla_get_u32(tb[NETNSA_NSID]));
-    got = true;
-  };
-  CbPtr cb = clone_cb(get());
-  if (!cb) return std::unexpected("netnsid: out of memory");
-  CallbackState st{&on};
-  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &st);
-  err = nl_recvmsgs(get(), cb.get());
-  if (err < 0) return std::unexpected("netnsid: " + error_text(err));
+  auto r = request(
+      msg.get(),
+      [&](nlmsghdr* h) {
+        if (h->nlmsg_type != RTM_NEWNSID) return;
+        nlattr* tb[NETNSA_MAX + 1] = {};
+        if (nlmsg_parse(h, sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) < 0) return;
+        if (tb[NETNSA_NSID]) nsid = static_cast<int32_t>(nla_get_u32(tb[NETNSA_NSID]));
+        got = true;
+      },
+      "netnsid");
+  if (!r) return std::unexpected(r.error());
   if (!got) return std::unexpected("netnsid: the kernel sent no answer");
-  // nl_send_auto asked for an ACK; collect it so the socket is clean for the next call.
-  nl_wait_for_ack(get());
   return nsid;
 }
 
@@ -353,7 +378,7 @@ std::vector<std::string> neigh_flag_names(unsigned f) {
   static const std::pair<unsigned, const char*> kNames[] = {
       {NTF_SELF, "self"},   {NTF_MASTER, "master"}, {NTF_ROUTER, "router"},
       {NTF_PROXY, "proxy"}, {NTF_EXT_LEARNED, "extern_learn"},
-      {NTF_OFFLOADED, "offloaded"}, {NTF_STICKY, "sticky"},
+      {NTF_OFFLOADED, "offload"}, {NTF_STICKY, "sticky"},
   };
   for (auto [bit, name] : kNames)
     if (f & bit) out.emplace_back(name);

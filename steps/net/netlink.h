@@ -60,6 +60,13 @@ class Socket {
                                         const std::function<void(nlmsghdr*)>& on_msg,
                                         std::string_view what);
 
+  /// Sends one non-dump request (e.g. RTM_GETROUTE for a lookup) and calls `on_msg` for
+  /// each reply message. A kernel error reply is returned as text ("what: No route to
+  /// host") and, when `kernel_errno` is given, as a positive errno there (0 otherwise).
+  std::expected<void, std::string> request(nl_msg* msg,
+                                           const std::function<void(nlmsghdr*)>& on_msg,
+                                           std::string_view what, int* kernel_errno = nullptr);
+
   /// The NETNSID under which this socket's namespace sees the namespace open at `ns_fd`
   /// (RTM_GETNSID with NETNSA_FD); -1 when none is assigned.
   std::expected<int, std::string> netnsid_of_fd(int ns_fd);
@@ -142,7 +149,7 @@ std::vector<std::string> neigh_state_names(int nud_state);
 /// The one state a user checks: PERMANENT > NOARP > REACHABLE > STALE > DELAY > PROBE >
 /// FAILED > INCOMPLETE > NONE.
 std::string neigh_state_main(int nud_state);
-/// NTF_* bits: self, master, router, proxy, extern_learn, offloaded, sticky.
+/// NTF_* bits as `bridge fdb` names them: self, master, router, proxy, extern_learn, offload, sticky.
 std::vector<std::string> neigh_flag_names(unsigned ntf_flags);
 /// rtm_scope: global, site, link, host, nowhere, or the number.
 std::string scope_name(int scope);

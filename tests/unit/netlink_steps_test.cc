@@ -4,6 +4,7 @@
 #include <linux/if.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -105,6 +106,7 @@ class NetlinkNs : public ::testing::Test {
     sh(x + "route add 198.51.100.0/24 via 192.0.2.254 dev dummy0 metric 7");
     sh(x + "route add default via 192.0.2.254 dev dummy0");
     sh(x + "route add blackhole 203.0.113.0/24");
+    sh(x + "route add unreachable 203.0.114.0/24");
     sh(x + "neigh add 192.0.2.9 lladdr 02:00:00:00:00:09 dev dummy0 nud permanent");
     sh(x + "neigh add 192.0.2.10 lladdr 02:00:00:00:00:0a dev dummy0 nud stale");
     sh(x + "link add vx0 type vxlan id 42 dstport 4789 dev dummy0 local 192.0.2.1 gbp "
@@ -191,6 +193,167 @@ TEST_F(NetlinkNs, SocketTalksToTheEnteredNamespace) {
   EXPECT_NE(t->by_name("dummy0"), nullptr);
   EXPECT_EQ(t->all().front(), t->by_index(1));
   EXPECT_EQ(t->name_of(1), "lo");
+}
+
+TEST_F(NetlinkNs, AddrByInterfaceAndByPeerIp) {
+  auto o = run("addr", {{"interface", "dummy0"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["count"], 3);  // 192.0.2.1/24, 2001:db8::1/64, the fe80:: link-local
+  EXPECT_EQ(o.facts["addresses"][0]["ip"], "192.0.2.1");
+  EXPECT_EQ(o.facts["addresses"][0]["prefix"], 24);
+  EXPECT_EQ(o.facts["addresses"][0]["scope"], "global");
+  EXPECT_THAT(o.facts["ips"].dump(), HasSubstr("2001:db8::1"));
+  auto v4 = run("addr", {{"interface", "dummy0"}, {"family", "inet"}});
+  EXPECT_EQ(v4.facts["count"], 1);
+
+  auto peer = run("addr", {{"ip", "10.255.0.2"}});
+  ASSERT_EQ(peer.status, Status::kPass) << peer.message;
+  EXPECT_EQ(peer.facts["interface"], "s-010255000002");
+  EXPECT_EQ(peer.facts["matched_as"], "peer");
+  EXPECT_EQ(peer.facts["matched"]["ip"], "169.254.0.1");
+  EXPECT_EQ(peer.facts["matched"]["peer"], "10.255.0.2");
+
+  auto none = run("addr", {{"ip", "10.9.9.9"}});
+  EXPECT_EQ(none.status, Status::kFail);
+  EXPECT_THAT(none.message, HasSubstr("no interface in this namespace has address 10.9.9.9"));
+  EXPECT_THAT(none.message, HasSubstr("dummy0 192.0.2.1/24"));
+  auto missing = run("addr", {{"interface", "nope"}});
+  EXPECT_EQ(missing.status, Status::kFail);
+  EXPECT_THAT(missing.message, HasSubstr("interfaces here: lo,"));
+}
+
+TEST_F(NetlinkNs, RouteLookupLikeIpRouteGet) {
+  auto o = run("route", {{"destination", "198.51.100.77"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["dev"], "dummy0");
+  EXPECT_EQ(o.facts["gateway"], "192.0.2.254");
+  EXPECT_EQ(o.facts["src"], "192.0.2.1");
+  EXPECT_EQ(o.facts["type"], "unicast");
+  EXPECT_EQ(o.facts["table"], "main");
+  auto local = run("route", {{"destination", "192.0.2.1"}});
+  EXPECT_EQ(local.facts["type"], "local");
+  // With no policy rules the kernel merges the local table into main and says so.
+  EXPECT_EQ(local.facts["table"], "main");
+  EXPECT_EQ(local.facts["dev"], "lo");
+  auto bh = run("route", {{"destination", "203.0.113.5"}});
+  EXPECT_EQ(bh.status, Status::kFail) << bh.message;
+  EXPECT_EQ(bh.facts["type"], "blackhole");
+  EXPECT_THAT(bh.message, HasSubstr("203.0.113.5 is not routable: blackhole 203.0.113.0/24"));
+  auto unreach = run("route", {{"destination", "203.0.114.5"}});
+  EXPECT_EQ(unreach.status, Status::kFail) << unreach.message;
+  EXPECT_EQ(unreach.facts["type"], "unreachable");
+  EXPECT_EQ(unreach.facts["reason"], "No route to host");
+}
+
+TEST_F(NetlinkNs, RouteNoRoute) {
+  // A namespace with only a default route: delete it temporarily is racy, so use v6.
+  auto o = run("route", {{"destination", "2001:db9::1"}});
+  EXPECT_EQ(o.status, Status::kFail) << o.message;
+  EXPECT_EQ(o.facts["found"], false);
+  EXPECT_THAT(o.message, HasSubstr("no route to 2001:db9::1"));
+  auto lenient = run("route", {{"destination", "2001:db9::1"}, {"must_exist", false}});
+  EXPECT_EQ(lenient.status, Status::kPass);
+}
+
+TEST_F(NetlinkNs, RouteExactCidrAndDefault) {
+  auto o = run("route", {{"cidr", "198.51.100.0/24"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["metric"], 7);
+  EXPECT_EQ(o.facts["gateway"], "192.0.2.254");
+  EXPECT_EQ(o.facts["count"], 1);
+  auto d = run("route", {{"default", true}});
+  ASSERT_EQ(d.status, Status::kPass) << d.message;
+  EXPECT_EQ(d.facts["destination"], "default");
+  EXPECT_EQ(d.facts["dev"], "dummy0");
+  auto none = run("route", {{"cidr", "198.51.0.0/16"}});
+  EXPECT_EQ(none.status, Status::kFail);
+  EXPECT_EQ(none.facts["found"], false);
+  auto d6 = run("route", {{"default", true}, {"family", "inet6"}, {"must_exist", false}});
+  EXPECT_EQ(d6.status, Status::kPass);
+  EXPECT_EQ(d6.facts["found"], false);
+}
+
+TEST_F(NetlinkNs, Neighbours) {
+  auto o = run("neigh", {{"ip", "192.0.2.9"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["present"], true);
+  EXPECT_EQ(o.facts["lladdr"], "02:00:00:00:00:09");
+  EXPECT_EQ(o.facts["state"], "PERMANENT");
+  EXPECT_EQ(o.facts["dev"], "dummy0");
+  auto stale = run("neigh", {{"ip", "192.0.2.10"}, {"dev", "dummy0"}});
+  EXPECT_EQ(stale.facts["state"], "STALE");
+  auto wrong_dev = run("neigh", {{"ip", "192.0.2.9"}, {"dev", "br0"}});
+  EXPECT_EQ(wrong_dev.status, Status::kFail);
+  EXPECT_THAT(wrong_dev.message, HasSubstr("no neighbour entry for 192.0.2.9 on dev br0"));
+  auto none = run("neigh", {{"ip", "192.0.2.99"}});
+  EXPECT_EQ(none.status, Status::kFail);
+  EXPECT_THAT(none.message, HasSubstr("no neighbour entry for 192.0.2.99; entries here: "));
+  EXPECT_THAT(none.message, HasSubstr("192.0.2.9 02:00:00:00:00:09 on dummy0 (PERMANENT)"));
+  auto lenient = run("neigh", {{"ip", "192.0.2.99"}, {"must_exist", false}});
+  EXPECT_EQ(lenient.status, Status::kPass);
+  EXPECT_EQ(lenient.facts["present"], false);
+}
+
+TEST_F(NetlinkNs, FdbOfVxlanAndBridge) {
+  auto o = run("fdb", {{"device", "vx0"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["count"], 2);
+  auto m = run("fdb", {{"device", "vx0"}, {"mac", "EE:EE:0A:FF:01:00"}});
+  ASSERT_EQ(m.status, Status::kPass) << m.message;
+  ASSERT_EQ(m.facts["count"], 1);
+  EXPECT_EQ(m.facts["entries"][0]["dst"], "192.0.2.8");
+  EXPECT_EQ(m.facts["entries"][0]["state"], "permanent");
+  EXPECT_THAT(m.facts["entries"][0]["flags"].dump(), HasSubstr("self"));
+  auto d = run("fdb", {{"device", "vx0"}, {"dst", "192.0.2.7"}});
+  EXPECT_EQ(d.facts["macs"][0], "00:00:00:00:00:00");
+  auto none = run("fdb", {{"device", "vx0"}, {"mac", "ee:ee:0a:ff:09:00"}});
+  EXPECT_EQ(none.status, Status::kFail);
+  EXPECT_THAT(none.message, HasSubstr("no FDB entry for ee:ee:0a:ff:09:00 on vx0; entries here: "));
+  EXPECT_THAT(none.message, HasSubstr("ee:ee:0a:ff:01:00 dst 192.0.2.8 permanent"));
+  auto br = run("fdb", {{"device", "br0"}, {"mac", "ee:ee:0a:ff:00:02"}});
+  ASSERT_EQ(br.status, Status::kPass) << br.message;
+  EXPECT_EQ(br.facts["entries"][0]["dev"], "c-010255000002");
+}
+
+TEST_F(NetlinkNs, VxlanVtep) {
+  auto o = run("vxlan.vtep", {{"device", "vx0"}});
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["vni"], 42);
+  EXPECT_EQ(o.facts["dstport"], 4789);
+  EXPECT_EQ(o.facts["local"], "192.0.2.1");
+  EXPECT_EQ(o.facts["dev"], "dummy0");
+  EXPECT_EQ(o.facts["gbp"], true);
+  EXPECT_EQ(o.facts["learning"], false);
+  EXPECT_EQ(o.facts["ttl"], 64);
+  EXPECT_EQ(o.facts["ageing"], 300);
+  EXPECT_EQ(o.facts["up"], true);
+  EXPECT_EQ(o.facts["mtu"], 1350);  // dummy0's 1400 minus the 50-byte VXLAN overhead
+  auto br = run("vxlan.vtep", {{"device", "br0"}});
+  EXPECT_EQ(br.status, Status::kFail);
+  EXPECT_EQ(br.message, "br0 is a bridge, not vxlan");
+  auto missing = run("vxlan.vtep", {});
+  EXPECT_EQ(missing.status, Status::kFail);
+  EXPECT_THAT(missing.message, HasSubstr("interface 'silk-vtep' not found"));
+}
+
+TEST_F(NetlinkNs, NetnsidOfPeerNamespaceMatchesLinkFact) {
+  std::string other = ns_ + "b";
+  std::system(("ip netns del " + other + " 2>/dev/null").c_str());
+  sh("ip netns add " + other);
+  sh("ip -n " + ns_ + " link add xa type veth peer name xb netns " + other);
+  auto l = run("link", {{"name", "xa"}});
+  int fd = ::open(("/run/netns/" + other).c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto sock = nl::Socket::open_with_timeout(Millis(1000));
+  ASSERT_TRUE(sock.has_value());
+  auto id = sock->netnsid_of_fd(fd);
+  ::close(fd);
+  std::system(("ip netns del " + other).c_str());
+  ASSERT_TRUE(id.has_value()) << id.error();
+  ASSERT_TRUE(l.facts.contains("peer_netnsid")) << l.facts.dump();
+  EXPECT_EQ(l.facts["peer_netnsid"], *id);
+  EXPECT_GE(*id, 0);
+  EXPECT_FALSE(l.facts.contains("peer"));
 }
 
 }  // namespace
