@@ -37,13 +37,15 @@ class ExprEngine {
   /// Error: Lua's message without the chunk name, e.g. "unexpected symbol near '='".
   std::expected<int, std::string> compile_expr(std::string_view src);
   /// A string with `{{ expr }}` parts. When the whole string is a single template the
-  /// result keeps the expression's type (number, boolean, table); otherwise it is a string.
+  /// result keeps the expression's type (number, boolean, table); otherwise it is a string
+  /// in which nil renders as "" and tables as compact JSON.
   std::expected<int, std::string> compile_template(std::string_view src);
   /// Lua statements (a hook body). `return false` from a before-hook skips the step.
   std::expected<int, std::string> compile_chunk(std::string_view src);
 
   static bool has_template(std::string_view s);
-  /// Step ids referenced as steps.X or steps["X"] / steps['X'] in src.
+  /// Step ids referenced as steps.X or steps["X"] / steps['X'] in src, skipping string
+  /// literals and comments. When src holds `{{ }}` parts only those parts are scanned.
   static std::vector<std::string> step_refs(std::string_view src);
   /// Input names referenced as inputs.X in src.
   static std::vector<std::string> input_refs(std::string_view src);

@@ -399,5 +399,38 @@ TEST(Expr, RecordingStepResultsIsCheap) {
   EXPECT_EQ(run(e, "steps.step_499.facts.fact_49"), json(49));
 }
 
+TEST(Expr, ArbitraryTextNeverCrashesTheScannersOrTheEngine) {
+  // Deterministic token soup: every outcome is a value or an error, never a crash or hang.
+  static constexpr const char* kTokens[] = {"{{", "}}", "{", "}", "'", "\"", "[[", "]]", "[=[",
+                                            "--", "steps", "inputs", ".", "..", "[", "]", "(",
+                                            ")", "x", "1", " ", "\\", "\n", "=", "==", "net",
+                                            ":", "#", "nil", "or", "and", "not", ",", "%"};
+  ExprEngine e(ExprEngine::Limits{.time = Millis(100)});
+  e.set_inputs(json{{"x", 1}});
+  e.set_step_result("x", Status::kPass, "", json{{"x", {1, 2}}});
+  unsigned seed = 12345;
+  int compiled = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string src;
+    int n = 1 + static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+    for (int k = 0; k < n; ++k) {
+      seed = seed * 1103515245u + 12345u;
+      src += kTokens[(seed >> 16) % std::size(kTokens)];
+    }
+    (void)ExprEngine::step_refs(src);
+    (void)ExprEngine::input_refs(src);
+    for (auto id : {e.compile_expr(src), e.compile_template(src), e.compile_chunk(src)}) {
+      if (!id) continue;
+      ++compiled;
+      auto v = e.eval(*id);
+      if (v) {
+        EXPECT_NO_THROW((void)v->dump()) << src;
+      }
+    }
+  }
+  EXPECT_GT(compiled, 300);  // the soup must exercise evaluation, not just syntax errors
+  EXPECT_EQ(run(e, "inputs.x + steps.x.facts.x[2]"), json(3));
+}
+
 }  // namespace
 }  // namespace netplay
