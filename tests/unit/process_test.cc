@@ -286,7 +286,9 @@ TEST(Process, SignalsAreResetInChild) {
   ign.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ign, &prev);
   StepContext ctx;
-  auto r = run_process(sh("grep -E '^Sig(Blk|Ign)' /proc/self/status"), ctx);
+  ProcessSpec s;  // no shell in between: it might reset the mask itself
+  s.argv = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"};
+  auto r = run_process(s, ctx);
   sigaction(SIGINT, &prev, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(r.has_value()) << r.error();
