@@ -11,9 +11,13 @@ namespace netplay {
 
 namespace {
 
-json ref(std::string_view def) { return {{"$ref", fmt::format("#/$defs/{}", def)}}; }
+json def_ref(std::string_view def) { return {{"$ref", fmt::format("#/$defs/{}", def)}}; }
 
-json string_list() { return {{"type", "array"}, {"items", {{"type", "string"}}}}; }
+/// A list of strings; the loader also takes a single string.
+json string_list() {
+  return {{"anyOf", json::array({{{"type", "string"}},
+                                 {{"type", "array"}, {"items", {{"type", "string"}}}}})}};
+}
 
 /// The JSON shape of a value type; `nullopt` item type for lists means strings.
 json type_schema(ValueType t, ValueType item) {
@@ -22,14 +26,14 @@ json type_schema(ValueType t, ValueType item) {
     case ValueType::kInt: return {{"type", "integer"}};
     case ValueType::kNumber: return {{"type", "number"}};
     case ValueType::kBool: return {{"type", "boolean"}};
-    case ValueType::kIp: return ref("ip");
-    case ValueType::kCidr: return ref("cidr");
-    case ValueType::kPort: return ref("port");
-    case ValueType::kDuration: return ref("duration");
-    case ValueType::kNetns: return ref("netns");
+    case ValueType::kIp: return def_ref("ip");
+    case ValueType::kCidr: return def_ref("cidr");
+    case ValueType::kPort: return def_ref("port");
+    case ValueType::kDuration: return def_ref("duration");
+    case ValueType::kNetns: return def_ref("netns");
     case ValueType::kList: {
       json items = item == ValueType::kList ? json::object() : type_schema(item, ValueType::kString);
-      return {{"type", "array"}, {"items", {{"anyOf", json::array({items, ref("template")})}}}};
+      return {{"type", "array"}, {"items", {{"anyOf", json::array({items, def_ref("template")})}}}};
     }
     case ValueType::kMap: return {{"type", "object"}};
     case ValueType::kAny: return json::object();
@@ -54,7 +58,7 @@ json param_schema(const ParamSpec& p) {
   if (p.type == ValueType::kString && p.choices.empty()) {
     for (auto& [k, v] : typed.items()) s[k] = v;
   } else {
-    s["anyOf"] = json::array({typed, ref("template")});
+    s["anyOf"] = json::array({typed, def_ref("template")});
   }
   return s;
 }
@@ -98,7 +102,7 @@ json expect_schema(const StepSpec& spec) {
     s["properties"] = described;
     s["propertyNames"] = {{"pattern", fmt::format("^({})(\\..+)?$", fmt::join(names, "|"))}};
   }
-  s["additionalProperties"] = ref("expectation");
+  s["additionalProperties"] = def_ref("expectation");
   return s;
 }
 
@@ -108,21 +112,22 @@ json step_schema(const StepSpec& spec) {
   for (const auto& p : spec.params) needs_with = needs_with || p.required;
   if (needs_with) required.push_back("with");
   json props = {
-      {"id", ref("step_id")},
+      {"id", def_ref("step_id")},
       {"title", {{"type", "string"}}},
       {"uses", {{"const", spec.name}}},
-      {"netns", ref("netns")},
+      {"netns", def_ref("netns")},
       {"with", with_schema(spec)},
       {"expect", expect_schema(spec)},
-      {"needs", {{"type", "array"}, {"items", ref("step_id")}}},
-      {"when", ref("expression")},
-      {"timeout", ref("duration")},
+      {"needs", {{"anyOf", json::array({def_ref("step_id"),
+                                         {{"type", "array"}, {"items", def_ref("step_id")}}})}}},
+      {"when", def_ref("expression")},
+      {"timeout", def_ref("duration")},
       {"retries", {{"type", "integer"}, {"minimum", 0}}},
-      {"retry_delay", ref("duration")},
+      {"retry_delay", def_ref("duration")},
       {"severity", {{"enum", {"fail", "warn"}}}},
       {"background", spec.supports_background ? json{{"type", "boolean"}} : json{{"const", false}}},
-      {"hooks", ref("hooks")},
-      {"on_fail", {{"type", "array"}, {"items", ref("collector")}}},
+      {"hooks", def_ref("hooks")},
+      {"on_fail", {{"type", "array"}, {"items", def_ref("collector")}}},
   };
   return {{"title", spec.name},
           {"description", spec.summary},
@@ -148,9 +153,9 @@ json collector_schema(const std::vector<const Step*>& steps) {
                         {"properties",
                          {{"uses", {{"const", spec.name}}},
                           {"title", {{"type", "string"}}},
-                          {"netns", ref("netns")},
+                          {"netns", def_ref("netns")},
                           {"with", with_schema(spec)},
-                          {"timeout", ref("duration")}}},
+                          {"timeout", def_ref("duration")}}},
                         {"additionalProperties", false}});
   }
   if (variants.empty()) return {{"type", "object"}};
@@ -158,7 +163,7 @@ json collector_schema(const std::vector<const Step*>& steps) {
 }
 
 json matcher_schema() {
-  json number_or_template = {{"anyOf", json::array({{{"type", "number"}}, ref("template")})}};
+  json number_or_template = {{"anyOf", json::array({{{"type", "number"}}, def_ref("template")})}};
   json len_matcher = {
       {"type", "object"},
       {"minProperties", 1},
@@ -226,7 +231,7 @@ json playbook_schema() {
   defs["matcher"] = matcher_schema();
   defs["expectation"] = {
       {"description", "A value (equality) or a matcher object such as {lt: 5} or {one_of: [a, b]}"},
-      {"anyOf", json::array({ref("matcher"), {{"not", {{"type", "object"}}}}})}};
+      {"anyOf", json::array({def_ref("matcher"), {{"not", {{"type", "object"}}}}})}};
   std::vector<std::string> type_names;
   for (int i = 0; i <= static_cast<int>(ValueType::kAny); ++i)
     type_names.emplace_back(to_string(static_cast<ValueType>(i)));
@@ -242,7 +247,7 @@ json playbook_schema() {
                        {"additionalProperties", false},
                        {"properties",
                         {{"id", {{"type", "string"}}},
-                         {"when", ref("expression")},
+                         {"when", def_ref("expression")},
                          {"finding", {{"type", "string"}}},
                          {"next", string_list()},
                          {"references", string_list()}}}};
@@ -250,7 +255,7 @@ json playbook_schema() {
   for (const Step* st : steps) {
     std::string name = "step." + st->spec().name;
     defs[name] = step_schema(st->spec());
-    step_variants.push_back(ref(name));
+    step_variants.push_back(def_ref(name));
   }
   defs["step"] = step_variants.empty() ? json{{"type", "object"}} : json{{"oneOf", step_variants}};
 
@@ -275,10 +280,10 @@ json playbook_schema() {
       {"inputs",
        {{"type", "object"},
         {"propertyNames", {{"pattern", "^[A-Za-z_][A-Za-z0-9_]*$"}}},
-        {"additionalProperties", ref("input")}}},
+        {"additionalProperties", def_ref("input")}}},
       {"env", {{"type", "array"}, {"items", {{"type", "string"}, {"pattern", "^[A-Za-z_][A-Za-z0-9_]*$"}}}}},
-      {"steps", {{"type", "array"}, {"items", ref("step")}}},
-      {"diagnosis", {{"type", "array"}, {"items", ref("diagnosis")}}},
+      {"steps", {{"type", "array"}, {"items", def_ref("step")}}},
+      {"diagnosis", {{"type", "array"}, {"items", def_ref("diagnosis")}}},
   };
   schema["$defs"] = defs;
   return schema;
