@@ -2,6 +2,7 @@
 /// tests fail with a clear message; they never skip.
 
 #include "runner/netns.h"
+#include "runner/scheduler.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -114,6 +115,50 @@ TEST_F(NetnsTest, PidSpec) {
   unsigned long home = self_inode();
   auto s = NetnsScope::enter(fmt::format("pid:{}", ::getpid()));
   ASSERT_TRUE(s.has_value()) << s.error();
+  EXPECT_EQ(self_inode(), home);
+}
+
+/// Reports the network namespace its worker thread is in.
+class WhereStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{.name = "test.where", .summary = "test: this thread's netns inode"};
+    return s;
+  }
+  StepOutput run(StepContext& ctx, const Params&) const override {
+    auto ino = netns_inode("/proc/thread-self/ns/net");
+    if (!ino) return StepOutput::error(ino.error());
+    StepOutput out;
+    out.facts["inode"] = *ino;
+    out.facts["netns"] = ctx.netns;
+    return out;
+  }
+};
+
+TEST_F(NetnsTest, SchedulerRunsEachStepInItsNamespace) {
+  Registry::instance().add(std::make_unique<WhereStep>());
+  unsigned long home = self_inode();
+  unsigned long inside = netns_inode("/run/netns/" + name_).value_or(0);
+  Playbook pb;
+  pb.name = "where";
+  for (int i = 0; i < 12; ++i) {
+    StepDef d;
+    d.id = "s" + std::to_string(i);
+    d.uses = "test.where";
+    d.step = Registry::instance().find("test.where");
+    d.netns = i % 3 == 0 ? "host" : i % 3 == 1 ? name_ : "/run/netns/" + name_;
+    pb.steps.push_back(std::move(d));
+  }
+  RunOptions opts;
+  opts.jobs = 2;
+  std::atomic<bool> never{false};
+  RunReport r = run_playbook(pb, opts, nullptr, never);
+  ASSERT_EQ(r.steps.size(), 12u);
+  for (size_t i = 0; i < r.steps.size(); ++i) {
+    const auto& s = r.steps[i];
+    ASSERT_EQ(s.status, Status::kPass) << s.id << ": " << s.message;
+    EXPECT_EQ(s.facts["inode"], i % 3 == 0 ? home : inside) << s.id << " in " << s.netns;
+  }
   EXPECT_EQ(self_inode(), home);
 }
 
