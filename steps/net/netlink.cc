@@ -167,31 +167,26 @@ std::expected<LinkTable, std::string> LinkTable::dump(Socket& sock) {
   if (err < 0) return std::unexpected("link dump: " + error_text(err));
   LinkTable t;
   t.cache_.reset(c);
+  t.by_index_.reserve(static_cast<size_t>(nl_cache_nitems(c)));
+  for (nl_object* o = nl_cache_get_first(c); o; o = nl_cache_get_next(o))
+    t.by_index_.push_back(reinterpret_cast<rtnl_link*>(o));
+  std::sort(t.by_index_.begin(), t.by_index_.end(), [](rtnl_link* a, rtnl_link* b) {
+    return rtnl_link_get_ifindex(a) < rtnl_link_get_ifindex(b);
+  });
   return t;
 }
 
-std::vector<rtnl_link*> LinkTable::all() const {
-  std::vector<rtnl_link*> v;
-  for (nl_object* o = nl_cache_get_first(cache_.get()); o; o = nl_cache_get_next(o))
-    v.push_back(reinterpret_cast<rtnl_link*>(o));
-  std::sort(v.begin(), v.end(), [](rtnl_link* a, rtnl_link* b) {
-    return rtnl_link_get_ifindex(a) < rtnl_link_get_ifindex(b);
-  });
-  return v;
-}
+std::vector<rtnl_link*> LinkTable::all() const { return by_index_; }
 
 rtnl_link* LinkTable::by_index(int ifindex) const {
   if (ifindex <= 0) return nullptr;
-  for (nl_object* o = nl_cache_get_first(cache_.get()); o; o = nl_cache_get_next(o)) {
-    auto* l = reinterpret_cast<rtnl_link*>(o);
-    if (rtnl_link_get_ifindex(l) == ifindex) return l;
-  }
-  return nullptr;
+  auto it = std::lower_bound(by_index_.begin(), by_index_.end(), ifindex,
+                             [](rtnl_link* l, int i) { return rtnl_link_get_ifindex(l) < i; });
+  return it != by_index_.end() && rtnl_link_get_ifindex(*it) == ifindex ? *it : nullptr;
 }
 
 rtnl_link* LinkTable::by_name(const std::string& name) const {
-  for (nl_object* o = nl_cache_get_first(cache_.get()); o; o = nl_cache_get_next(o)) {
-    auto* l = reinterpret_cast<rtnl_link*>(o);
+  for (rtnl_link* l : by_index_) {
     const char* n = rtnl_link_get_name(l);
     if (n && name == n) return l;
   }
@@ -206,7 +201,7 @@ std::string LinkTable::name_of(int ifindex) const {
 
 std::string LinkTable::names() const {
   std::string out;
-  for (rtnl_link* l : all()) {
+  for (rtnl_link* l : by_index_) {
     if (!out.empty()) out += ", ";
     const char* n = rtnl_link_get_name(l);
     out += n ? n : fmt::format("#{}", rtnl_link_get_ifindex(l));

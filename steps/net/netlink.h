@@ -128,6 +128,9 @@ class LinkTable {
 
  private:
   CachePtr cache_;
+  /// The cache's links ordered by ifindex (owned by the cache): lookups by index are
+  /// binary searches, which matters on a node with hundreds of veths.
+  std::vector<rtnl_link*> by_index_;
 };
 
 LinkFacts link_facts(rtnl_link* link, const LinkTable& table);

@@ -73,6 +73,28 @@ TEST(NetlinkFormat, ScopeAndIp) {
   EXPECT_THAT(bad.error(), HasSubstr("not an IP address"));
 }
 
+TEST(NetlinkSocket, ReceiveTimesOutInsteadOfHanging) {
+  auto sock = nl::Socket::open_with_timeout(Millis(50));
+  ASSERT_TRUE(sock.has_value()) << sock.error();
+  auto t0 = Clock::now();
+  int err = nl_recvmsgs_default(sock->get());  // nothing was asked: nothing will come
+  Millis took = Clock::now() - t0;
+  EXPECT_LT(err, 0);
+  EXPECT_EQ(nl::error_text(err), "timed out waiting for the kernel");
+  EXPECT_GE(took.count(), 40);
+  EXPECT_LT(took.count(), 2000);
+}
+
+TEST(NetlinkSocket, TimeoutFollowsTheStepDeadline) {
+  StepContext ctx;
+  ctx.deadline = Clock::now() + std::chrono::milliseconds(60);
+  auto sock = nl::Socket::open(ctx);
+  ASSERT_TRUE(sock.has_value()) << sock.error();
+  auto t0 = Clock::now();
+  EXPECT_LT(nl_recvmsgs_default(sock->get()), 0);
+  EXPECT_LT(Millis(Clock::now() - t0).count(), 2000);
+}
+
 // ---- Steps in a namespace of our own ----
 
 void sh(const std::string& cmd) {
