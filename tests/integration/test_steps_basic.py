@@ -1,0 +1,108 @@
+"""exec, file and sysctl through the real binary, inside a network namespace the test creates:
+a command sees the step's namespace, templates stay one argument each, a file value feeds a
+later step, a background exec is stopped and passes, and a failing command fails the run.
+Needs root (ip netns); fails without it.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ.get("NETPLAY_BIN", "netplay")
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class StepsBasic(unittest.TestCase):
+    def setUp(self):
+        self.assertEqual(os.geteuid(), 0, "needs root to create network namespaces")
+        self.ns = f"np-steps-{os.getpid()}"
+        sh("ip", "netns", "add", self.ns)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Only in the namespace: a veth pair with an address, and forwarding switched on.
+        sh("ip", "-n", self.ns, "link", "add", "np0", "type", "veth", "peer", "name", "np1")
+        sh("ip", "-n", self.ns, "addr", "add", "10.99.0.1/24", "dev", "np0")
+        sh("ip", "netns", "exec", self.ns, "sysctl", "-w", "net.ipv4.conf.np0.forwarding=1")
+        self.tmp = tempfile.TemporaryDirectory(prefix="np-steps-")
+        self.addCleanup(self.tmp.cleanup)
+        self.store = os.path.join(self.tmp.name, "store.json")
+        with open(self.store, "w") as f:
+            json.dump({"handle-1": {"ip": "10.99.0.1", "metadata": {"app_id": "app a; rm -rf /"}}}, f)
+
+    def run_playbook(self, text: str) -> tuple[int, dict, str]:
+        pb = os.path.join(self.tmp.name, "pb.yaml")
+        with open(pb, "w") as f:
+            f.write(text)
+        report = os.path.join(self.tmp.name, "report.json")
+        p = subprocess.run([BIN, "run", pb, "--output", f"json={report}"],
+                           capture_output=True, text=True, timeout=60)
+        with open(report) as f:
+            return p.returncode, json.load(f), p.stderr
+
+    def test_steps_in_a_namespace(self):
+        code, rep, err = self.run_playbook(f"""apiVersion: netplay/v1
+kind: Playbook
+metadata: {{name: steps-basic}}
+steps:
+  - id: meta
+    uses: file
+    with: {{path: {self.store}, json_path: /handle-1/metadata/app_id}}
+    expect: {{found: true}}
+  - id: addrs
+    uses: exec
+    netns: {self.ns}
+    with: {{argv: [ip, -j, addr, show, dev, np0], json: true}}
+    expect: {{json.0.addr_info.0.local: 10.99.0.1}}
+  - id: echo_value
+    uses: exec
+    needs: [meta]
+    with: {{argv: [printf, "%s|", "{{{{ steps.meta.facts.value }}}}"]}}
+    expect: {{stdout: "app a; rm -rf /|"}}
+  - id: forwarding
+    uses: sysctl
+    netns: {self.ns}
+    with: {{key: net.ipv4.conf.np0.forwarding}}
+    expect: {{value: "1"}}
+  - id: listener
+    uses: exec
+    background: true
+    with: {{cmd: "echo up; exec sleep 60", shell: true}}
+  - id: after_listener
+    uses: exec
+    needs: [listener]
+    with: {{argv: ["true"]}}
+""")
+        steps = {s["id"]: s for s in rep["steps"]}
+        self.assertEqual(code, 0, err + json.dumps(rep, indent=1))
+        for sid in ("meta", "addrs", "echo_value", "forwarding", "listener"):
+            self.assertEqual(steps[sid]["status"], "pass", steps[sid])
+        self.assertEqual(steps["listener"]["facts"]["stdout"], "up")
+        self.assertTrue(steps["listener"]["message"].startswith("stopped after"))
+
+    def test_failing_command_fails_the_run(self):
+        code, rep, err = self.run_playbook("""apiVersion: netplay/v1
+kind: Playbook
+metadata: {name: steps-fail}
+steps:
+  - id: bad
+    uses: exec
+    with: {cmd: "echo 'no route to host' >&2; exit 2", shell: true}
+  - id: missing
+    uses: file
+    with: {path: /nonexistent/netplay/store.json}
+    expect: {exists: false}
+""")
+        steps = {s["id"]: s for s in rep["steps"]}
+        self.assertEqual(code, 1, err)
+        self.assertEqual(steps["bad"]["status"], "fail")
+        self.assertEqual(steps["bad"]["message"], "exit code 2: no route to host")
+        self.assertEqual(steps["missing"]["status"], "pass", steps["missing"])
+
+
+if __name__ == "__main__":
+    unittest.main()
