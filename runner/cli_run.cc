@@ -120,8 +120,8 @@ int run_command(const RunArgs& a, const CliIo& io) {
 
   bool color_allowed = !a.no_color && !io.no_color_env;
   std::unique_ptr<Progress> progress;
-  // One line per finished step on stdout: the report printed after them gets a blank line.
-  bool plain_progress = !a.quiet && text_stdout && !io.out_tty;
+  // Progress lines on stdout: the report printed after them gets a blank line.
+  bool progress_on_stdout = !a.quiet && text_stdout;
   if (!a.quiet) {
     if (text_stdout)
       progress = make_text_progress(io.out, io.out_tty, color_allowed && io.out_tty);
@@ -142,7 +142,7 @@ int run_command(const RunArgs& a, const CliIo& io) {
     ro.color = t.path.empty() && t.format == Format::kText && io.out_tty && color_allowed;
     std::string body = render(report, t.format, ro);
     if (t.path.empty()) {
-      if (plain_progress && t.format == Format::kText) put(io.out, "\n");
+      if (progress_on_stdout && t.format == Format::kText) put(io.out, "\n");
       put(io.out, body);
       continue;
     }

@@ -38,7 +38,8 @@ struct Outcome {
 };
 
 /// Runs the CLI in-process with stdout/stderr captured in temp files.
-Outcome cli(std::vector<std::string> args, const std::atomic<bool>* interrupt = nullptr) {
+Outcome cli(std::vector<std::string> args, const std::atomic<bool>* interrupt = nullptr,
+            bool tty = false, bool no_color_env = false) {
   args.insert(args.begin(), "netplay");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
@@ -46,6 +47,8 @@ Outcome cli(std::vector<std::string> args, const std::atomic<bool>* interrupt = 
   io.out = std::tmpfile();
   io.err = std::tmpfile();
   io.interrupt = interrupt;
+  io.out_tty = tty;
+  io.no_color_env = no_color_env;
   int rc = run_cli(static_cast<int>(argv.size()), argv.data(), io);
   Outcome o{rc, drain(io.out), drain(io.err)};
   std::fclose(io.out);
@@ -233,6 +236,23 @@ steps:
   - {id: nokey, uses: sysctl, with: {key: kernel.no_such_key_at_all}}
 )");
   EXPECT_EQ(cli({"run", e, "--output", "junit"}).rc, 3);
+}
+
+TEST(Cli, VerboseAndColor) {
+  TempDir dir;
+  std::string pb = dir.file("pb.yaml", kHostPlaybook);
+  auto v = cli({"run", pb, "-v"});
+  EXPECT_EQ(v.rc, 0);
+  EXPECT_THAT(v.out, HasSubstr("        value: Linux\n"));  // facts of a passing step
+  EXPECT_THAT(v.out, Not(HasSubstr("\033[")));           // not a terminal: no color
+  auto tty = cli({"run", pb}, nullptr, /*tty=*/true);
+  EXPECT_THAT(tty.out, HasSubstr("\033[32mpass\033[0m"));
+  EXPECT_THAT(tty.out, HasSubstr("\r\033[J"));  // live progress erased before the report
+  auto no_color = cli({"run", pb}, nullptr, /*tty=*/true, /*no_color_env=*/true);
+  EXPECT_THAT(no_color.out, Not(HasSubstr("\033[3")));
+  EXPECT_THAT(no_color.out, Not(HasSubstr("\033[2m")));
+  auto flag = cli({"run", pb, "--no-color"}, nullptr, /*tty=*/true);
+  EXPECT_THAT(flag.out, Not(HasSubstr("\033[32m")));
 }
 
 TEST(Cli, InterruptedRunStillWritesReportsAndExits130) {
