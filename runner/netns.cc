@@ -5,14 +5,13 @@
 #include "runner/netns.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace netplay {
 namespace {
@@ -35,14 +34,16 @@ std::expected<std::string, std::string> netns_path(const std::string& spec) {
   if (spec.starts_with("pid:")) {
     std::string_view pid = std::string_view(spec).substr(4);
     if (!all_digits(pid) || pid.size() > 9)
-      return std::unexpected(fmt::format("invalid netns '{}': expected pid:N with N a process id", spec));
+      return std::unexpected(
+          fmt::format("invalid netns '{}': expected pid:N with N a process id", spec));
     return fmt::format("/proc/{}/ns/net", pid);
   }
   if (spec.front() == '/') return spec;
   if (spec == "." || spec == ".." || spec.find('/') != std::string::npos ||
       spec.find('\0') != std::string::npos)
     return std::unexpected(fmt::format(
-        "invalid netns '{}': expected host, a name from /run/netns, an absolute path or pid:N", spec));
+        "invalid netns '{}': expected host, a name from /run/netns, an absolute path or pid:N",
+        spec));
   return "/run/netns/" + spec;
 }
 
@@ -51,8 +52,7 @@ std::expected<NetnsScope, std::string> NetnsScope::enter(const std::string& spec
   if (!path) return std::unexpected(path.error());
   NetnsScope scope;
   if (path->empty()) return scope;
-  if (t_poisoned)
-    return std::unexpected("worker thread lost its original network namespace");
+  if (t_poisoned) return std::unexpected("worker thread lost its original network namespace");
 
   int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -77,8 +77,8 @@ std::expected<NetnsScope, std::string> NetnsScope::enter(const std::string& spec
     ::close(fd);
     ::close(home);
     if (e == EPERM)
-      return std::unexpected(fmt::format(
-          "entering network namespace '{}' needs CAP_SYS_ADMIN (run as root)", spec));
+      return std::unexpected(
+          fmt::format("entering network namespace '{}' needs CAP_SYS_ADMIN (run as root)", spec));
     if (e == EINVAL) return std::unexpected(fmt::format("{} is not a network namespace", *path));
     return std::unexpected(
         fmt::format("cannot enter network namespace '{}' ({}): {}", spec, *path, std::strerror(e)));
@@ -104,7 +104,7 @@ bool NetnsScope::leave() {
 bool thread_netns_home_ok() { return !t_poisoned; }
 
 std::expected<unsigned long, std::string> netns_inode(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     return std::unexpected(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
   return static_cast<unsigned long>(st.st_ino);

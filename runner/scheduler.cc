@@ -5,13 +5,12 @@
 
 #include "runner/scheduler.h"
 
+#include <fmt/format.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "netplay_version.h"
 #include "runner/process.h"
@@ -52,10 +51,10 @@ std::string rfc3339_utc(std::chrono::system_clock::time_point t) {
   auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count();
   time_t tt = std::chrono::system_clock::to_time_t(secs);
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&tt, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
@@ -64,9 +63,12 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 std::string_view failed_verb(Status s) {
   switch (s) {
-    case Status::kFail: return "failed";
-    case Status::kError: return "errored";
-    default: return "was skipped";
+    case Status::kFail:
+      return "failed";
+    case Status::kError:
+      return "errored";
+    default:
+      return "was skipped";
   }
 }
 
@@ -74,8 +76,12 @@ class Run {
  public:
   Run(const Playbook& pb, const RunOptions& opts, Progress* progress,
       const std::atomic<bool>& interrupt)
-      : pb_(pb), opts_(opts), progress_(progress), interrupt_(interrupt),
-        engine_(pb.engine.get()), jobs_(std::max(1, opts.jobs)) {}
+      : pb_(pb),
+        opts_(opts),
+        progress_(progress),
+        interrupt_(interrupt),
+        engine_(pb.engine.get()),
+        jobs_(std::max(1, opts.jobs)) {}
 
   RunReport execute();
 
@@ -206,7 +212,8 @@ bool Run::dispatch(Clock::time_point now) {
     }
     if (blocker) {
       finish(i, Status::kSkip,
-             fmt::format("needs '{}', which {}", blocker->def->id, failed_verb(blocker->result.status)));
+             fmt::format("needs '{}', which {}", blocker->def->id,
+                         failed_verb(blocker->result.status)));
       changed = true;
       continue;
     }
@@ -400,7 +407,8 @@ void Run::finish(size_t i) {
   n.phase = Phase::kDone;
   ++done_;
   if (n.started) n.result.duration_ms = ms_between(n.first_start, Clock::now());
-  if (engine_) engine_->set_step_result(n.def->id, n.result.status, n.result.message, n.result.facts);
+  if (engine_)
+    engine_->set_step_result(n.def->id, n.result.status, n.result.message, n.result.facts);
   if (progress_) progress_->on_finish(n.result);
   if (opts_.fail_fast && n.result.status == Status::kFail) fail_fast_tripped_ = true;
 }
@@ -450,11 +458,14 @@ void Run::begin_stop(StopReason r, Clock::time_point now) {
   stop_deadline_ = now + kStopGrace;
   for (size_t i : running_) nodes_[i].attempt->cancelled = true;
   kill_all_children();
-  std::string not_run = r == StopReason::kInterrupt ? "not run: interrupted" : "not run: global timeout";
+  std::string not_run =
+      r == StopReason::kInterrupt ? "not run: interrupted" : "not run: global timeout";
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
-    if (n.phase == Phase::kWaiting) finish(i, Status::kSkip, not_run);
-    else if (n.phase == Phase::kRetryWait) finish(i, Status::kError, stop_message());
+    if (n.phase == Phase::kWaiting)
+      finish(i, Status::kSkip, not_run);
+    else if (n.phase == Phase::kRetryWait)
+      finish(i, Status::kError, stop_message());
   }
 }
 
@@ -475,7 +486,8 @@ RunReport Run::execute() {
   auto wall_start = std::chrono::system_clock::now();
   run_start_ = Clock::now();
   if (opts_.global_timeout.count() > 0)
-    global_deadline_ = run_start_ + std::chrono::duration_cast<Clock::duration>(opts_.global_timeout);
+    global_deadline_ =
+        run_start_ + std::chrono::duration_cast<Clock::duration>(opts_.global_timeout);
   if (engine_) {
     engine_->set_inputs(opts_.inputs);
     json env = json::object();
@@ -489,7 +501,8 @@ RunReport Run::execute() {
   for (;;) {
     Clock::time_point now = Clock::now();
     if (stop_ == StopReason::kNone) {
-      if (interrupt_.load()) begin_stop(StopReason::kInterrupt, now);
+      if (interrupt_.load())
+        begin_stop(StopReason::kInterrupt, now);
       else if (global_deadline_ && now >= *global_deadline_)
         begin_stop(StopReason::kGlobalTimeout, now);
     }

@@ -1,8 +1,8 @@
 #include "runner/scheduler_eval.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "runner/expect.h"
 #include "runner/params.h"
@@ -154,8 +154,8 @@ Judgement judge_attempt(const StepDef& def, const json& expect, Status out_statu
     }
     if (first) {
       j.status = def.warn_only ? Status::kWarn : Status::kFail;
-      j.message = failed > 1 ? fmt::format("{} (+{} more)", first->message, failed - 1)
-                             : first->message;
+      j.message =
+          failed > 1 ? fmt::format("{} (+{} more)", first->message, failed - 1) : first->message;
       j.retryable = true;
     }
   }

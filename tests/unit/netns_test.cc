@@ -2,8 +2,8 @@
 /// tests fail with a clear message; they never skip.
 
 #include "runner/netns.h"
-#include "runner/scheduler.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include <fmt/format.h>
+#include "runner/scheduler.h"
 
 namespace netplay {
 namespace {
@@ -63,7 +63,8 @@ TEST(NetnsScopeHost, HostIsANoOp) {
 TEST(NetnsScopeErrors, MissingNamespace) {
   auto s = NetnsScope::enter("np-test-missing");
   ASSERT_FALSE(s.has_value());
-  EXPECT_EQ(s.error(), "network namespace 'np-test-missing' not found (/run/netns/np-test-missing)");
+  EXPECT_EQ(s.error(),
+            "network namespace 'np-test-missing' not found (/run/netns/np-test-missing)");
 }
 
 TEST(NetnsScopeErrors, NotANamespace) {
