@@ -1,7 +1,10 @@
 #include "runner/loader.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -63,11 +66,14 @@ struct PendingRefs {
   Pos pos;
   std::string field;
   std::vector<std::string> steps;
+  std::string owner;  // the top-level step whose expression this is; empty in diagnosis
 };
 
+/// An ordering edge: `needs`, or a steps.X reference (which orders but does not skip).
 struct NeedEdge {
   std::string id;
   Pos pos;
+  bool is_ref = false;
 };
 
 class Loader {
@@ -112,6 +118,7 @@ class Loader {
   std::map<std::string, Pos> step_ids_;
   std::vector<std::string> step_id_order_;
   std::map<std::string, std::vector<NeedEdge>> need_edges_;
+  std::string current_step_;  // owner of the expressions being compiled
 };
 
 void Loader::check_keys(const YAML::Node& map, const std::vector<std::string>& allowed) {
@@ -205,7 +212,9 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
     }
   }
   if (!id) {
-    err(n, fmt::format("{}: {}", field, id.error()));
+    // Lua reads `a = b` inside an expression as a stray assignment; say what was meant.
+    bool assignment = kind != Kind::kChunk && id.error().find("near '='") != std::string::npos;
+    err(n, fmt::format("{}: {}{}", field, id.error(), assignment ? " (compare with ==)" : ""));
     return e;
   }
   e.id = *id;
@@ -216,7 +225,7 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
       err(n, fmt::format("{}: unknown input '{}'{}", field, name, hint(name, input_names)));
   }
   auto steps = ExprEngine::step_refs(e.src);
-  if (!steps.empty()) refs_.push_back({e.pos, std::string(field), std::move(steps)});
+  if (!steps.empty()) refs_.push_back({e.pos, std::string(field), std::move(steps), current_step_});
   return e;
 }
 
@@ -392,9 +401,12 @@ void Loader::load_steps(const YAML::Node& n) {
   size_t i = 0;
   for (const auto& item : n) {
     StepDef s;
+    if (item.IsMap() && item["id"] && item["id"].IsScalar()) current_step_ = item["id"].Scalar();
+    else current_step_.clear();
     if (load_step(item, s, "", i)) pb_.steps.push_back(std::move(s));
     ++i;
   }
+  current_step_.clear();
 }
 
 bool Loader::load_step(const YAML::Node& n, StepDef& s, const std::string& parent, size_t index) {
@@ -644,13 +656,19 @@ void Loader::load_diagnosis(const YAML::Node& n) {
 }
 
 void Loader::check_needs() {
-  // Unknown ids first, then cycles over the edges that resolve.
+  // Unknown ids first, then cycles over the edges that resolve. References to steps.X in
+  // a step's expressions order it after X as `needs` does, so they take part in cycles.
   std::map<std::string, std::vector<NeedEdge>> graph;
   for (const auto& id : step_id_order_) {
     for (const auto& e : need_edges_[id]) {
       if (step_ids_.contains(e.id)) graph[id].push_back(e);
       else err(e.pos, fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
     }
+  }
+  for (const auto& r : refs_) {
+    if (r.owner.empty() || !step_ids_.contains(r.owner)) continue;
+    for (const auto& id : r.steps)
+      if (id != r.owner && step_ids_.contains(id)) graph[r.owner].push_back({id, r.pos, true});
   }
   for (const auto& s : pb_.steps)
     if (!step_ids_.contains(s.id))  // steps without a valid id: only report unknown needs
@@ -675,11 +693,23 @@ void Loader::check_needs() {
         });
         std::rotate(cycle.begin(), first, cycle.end());
         if (!reported.insert(cycle).second) continue;
-        const std::string& next = cycle.size() > 1 ? cycle[1] : cycle[0];
-        Pos at;
-        for (const auto& edge : graph[cycle[0]])
-          if (edge.id == next) at = edge.pos;
-        err(at, fmt::format("needs cycle: {} -> {}", fmt::join(cycle, " -> "), cycle[0]));
+        // Report at the first member's edge; say "needs" only when every edge is one.
+        auto edge_to = [&](const std::string& from, const std::string& to) {
+          const NeedEdge* best = nullptr;
+          for (const auto& edge : graph[from])
+            if (edge.id == to && (!best || (best->is_ref && !edge.is_ref))) best = &edge;
+          return best;
+        };
+        bool only_needs = true;
+        for (size_t k = 0; k < cycle.size(); ++k) {
+          const NeedEdge* edge = edge_to(cycle[k], cycle[(k + 1) % cycle.size()]);
+          only_needs = only_needs && edge && !edge->is_ref;
+        }
+        const NeedEdge* first_edge = edge_to(cycle[0], cycle.size() > 1 ? cycle[1] : cycle[0]);
+        err(first_edge ? first_edge->pos : Pos{},
+            fmt::format("{} cycle: {} -> {}{}", only_needs ? "needs" : "dependency",
+                        fmt::join(cycle, " -> "), cycle[0],
+                        only_needs ? "" : " (a steps.X reference orders steps like needs)"));
       } else if (color[e.id] == 0) {
         visit(e.id);
       }

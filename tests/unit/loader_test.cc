@@ -307,6 +307,38 @@ TEST(Loader, NeedsUnknownAndCycles) {
                                    "pb.yaml:16:12: needs cycle: d -> d"}));
 }
 
+TEST(Loader, ReferencesOrderStepsAndTakePartInCycles) {
+  const std::string text = std::string(kHeader) + R"(steps:
+  - id: a
+    uses: fake.watch
+    when: steps.b.status == 'pass'
+    hooks: {after: "return steps.a.status == 'pass'"}
+  - id: b
+    uses: fake.watch
+    needs: [a]
+    on_fail:
+      - {uses: fake.probe, with: {target: "{{ steps.c.facts.ip }}"}}
+  - id: c
+    uses: fake.watch
+    needs: [b]
+diagnosis:
+  - when: steps.a.status == 'fail'
+    finding: x
+)";
+  // A step may read its own result in a hook; the diagnosis orders nothing.
+  EXPECT_EQ(errors_of(text),
+            (Msgs{"pb.yaml:7:11: dependency cycle: a -> b -> a (a steps.X reference orders steps "
+                  "like needs)",
+                  "pb.yaml:13:43: dependency cycle: b -> c -> b (a steps.X reference orders "
+                  "steps like needs)"}));
+}
+
+TEST(Loader, AssignmentInAnExpressionGetsAHint) {
+  EXPECT_EQ(errors_of(std::string(kHeader) +
+                      "steps:\n  - id: a\n    uses: fake.watch\n    when: steps.a.status = 'x'\n"),
+            Msgs{"pb.yaml:7:11: when: ')' expected near '=' (compare with ==)"});
+}
+
 TEST(Loader, ExpressionsAreCompiledAndReferencesChecked) {
   const std::string text = std::string(kHeader) + R"(inputs:
   count: {type: int, default: 3}
