@@ -148,34 +148,18 @@ std::vector<Feature> legacy_features(const std::vector<Feature>& features) {
 
 namespace {
 
-/// One genl request and its single reply, on a socket this file owns for the request.
-std::expected<void, std::string> request(nl_sock* sk, int family, uint8_t cmd,
+/// One ethtool request: `fill` adds the attributes after the genl header.
+std::expected<void, std::string> request(nl::Socket& sock, int family, uint8_t cmd,
                                          const std::function<int(nl_msg*)>& fill,
                                          const std::function<void(nlmsghdr*)>& on_reply,
                                          std::string_view what) {
   nl::MsgPtr msg(nlmsg_alloc());
   if (!msg) return std::unexpected(fmt::format("{}: out of memory", what));
-  // NLM_F_ACK explicitly: whether libnl adds it depends on the socket's history.
-  if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, NLM_F_REQUEST | NLM_F_ACK, cmd,
+  if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, NLM_F_REQUEST, cmd,
                    ETHTOOL_GENL_VERSION) ||
       fill(msg.get()) < 0)
     return std::unexpected(fmt::format("{}: cannot build the request", what));
-  int err = nl_send_auto(sk, msg.get());
-  if (err < 0) return std::unexpected(fmt::format("{}: send: {}", what, nl::error_text(err)));
-  struct State {
-    const std::function<void(nlmsghdr*)>* on;
-  } st{&on_reply};
-  auto cb = +[](nl_msg* m, void* arg) -> int {
-    (*static_cast<State*>(arg)->on)(nlmsg_hdr(m));
-    return NL_OK;
-  };
-  nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, cb, &st);
-  err = nl_recvmsgs_default(sk);
-  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, nl::error_text(err)));
-  // Collect the ACK so the next request reads its own reply.
-  err = nl_wait_for_ack(sk);
-  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, nl::error_text(err)));
-  return {};
+  return sock.request(msg.get(), on_reply, what);
 }
 
 int put_header(nl_msg* msg, int attr, const std::string& dev) {
@@ -203,7 +187,7 @@ std::expected<std::vector<Feature>, std::string> read_features(const std::string
   FeatureBits bits;
   bool got = false;
   auto r = request(
-      sock->get(), family, ETHTOOL_MSG_FEATURES_GET,
+      *sock, family, ETHTOOL_MSG_FEATURES_GET,
       [&](nl_msg* m) { return put_header(m, ETHTOOL_A_FEATURES_HEADER, dev); },
       [&](nlmsghdr* h) {
         nlattr* tb[ETHTOOL_A_FEATURES_MAX + 1] = {};
@@ -232,7 +216,7 @@ std::expected<std::vector<Feature>, std::string> read_features(const std::string
 
   std::vector<std::string> names;
   r = request(
-      sock->get(), family, ETHTOOL_MSG_STRSET_GET,
+      *sock, family, ETHTOOL_MSG_STRSET_GET,
       [&](nl_msg* m) {
         if (int e = put_header(m, ETHTOOL_A_STRSET_HEADER, dev); e < 0) return e;
         nlattr* sets = nla_nest_start(m, ETHTOOL_A_STRSET_STRINGSETS);

@@ -358,6 +358,11 @@ class VethNs : public ::testing::Test {
     std::string pre = ns.empty() ? "" : "ip netns exec " + ns + " ";
     int pid = std::stoi(capture("sh -c '" + pre + "sleep 60 >/dev/null 2>&1 & echo $!'"));
     pids_.push_back(pid);
+    // `ip netns exec` switches namespace and then execs: wait until it has.
+    std::string proc = fmt::format("/proc/{}/ns/net", pid);
+    unsigned long want = ns.empty() ? host_inode() : stat_inode("/run/netns/" + ns);
+    for (int i = 0; i < 200 && stat_inode(proc) != want; ++i) ::usleep(10000);
+    EXPECT_EQ(stat_inode(proc), want);
     return pid;
   }
   /// The namespace this test process started in, as stat(1) sees it.
