@@ -259,6 +259,8 @@ std::expected<Playbook, std::vector<Diagnostic>> Loader::run(const std::string& 
     Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
     return std::unexpected(std::vector<Diagnostic>{{file_, p, e.msg}});
   }
+  if (auto problem = yamlx::check_limits(root))
+    return std::unexpected(std::vector<Diagnostic>{{file_, Pos{1, 1}, *problem}});
   yamlx::check_structure(root, file_, diags_);
   load_top(root);
   check_needs();

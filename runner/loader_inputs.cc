@@ -40,6 +40,10 @@ void load_vars_file(const Playbook& pb, const std::string& path, json& values,
     return;
   }
   if (root.IsNull()) return;  // an empty file sets nothing
+  if (auto problem = yamlx::check_limits(root)) {
+    errors.push_back({path, Pos{1, 1}, *problem});
+    return;
+  }
   if (!root.IsMap()) {
     errors.push_back({path, yamlx::pos_of(root),
                       fmt::format("expected a map of NAME: VALUE, got {}", yamlx::describe_node(root))});
@@ -85,7 +89,12 @@ void apply_set(const Playbook& pb, const std::string& arg, json& values,
        def->type == ValueType::kAny) &&
       !text.empty() && (text[0] == '{' || text[0] == '[')) {
     try {
-      raw = yamlx::to_json(YAML::Load(text));
+      YAML::Node node = YAML::Load(text);
+      if (auto problem = yamlx::check_limits(node)) {
+        errors.push_back({"", {}, fmt::format("--set {}: {}", arg, *problem)});
+        return;
+      }
+      raw = yamlx::to_json(node);
     } catch (const YAML::Exception& e) {
       errors.push_back({"", {}, fmt::format("--set {}: {}", arg, e.msg)});
       return;

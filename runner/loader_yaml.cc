@@ -105,6 +105,34 @@ json to_json(const YAML::Node& n) {
   return nullptr;
 }
 
+namespace {
+
+constexpr int kMaxDepth = 64;
+constexpr long kMaxNodes = 200'000;
+
+bool within(const YAML::Node& n, int depth, long& budget) {
+  if (depth > kMaxDepth || --budget < 0) return false;
+  if (n.IsSequence()) {
+    for (const auto& item : n)
+      if (!within(item, depth + 1, budget)) return false;
+  } else if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it)
+      if (!within(it->first, depth + 1, budget) || !within(it->second, depth + 1, budget))
+        return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> check_limits(const YAML::Node& n) {
+  long budget = kMaxNodes;
+  if (within(n, 0, budget)) return std::nullopt;
+  return budget < 0 ? fmt::format("the document expands to more than {} values (aliases?)", kMaxNodes)
+                    : fmt::format("the document nests deeper than {} levels (a recursive alias?)",
+                                  kMaxDepth);
+}
+
 bool has_complex_key(const YAML::Node& n) {
   if (n.IsSequence()) {
     for (const auto& item : n)

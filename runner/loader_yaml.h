@@ -2,6 +2,7 @@
 /// YAML helpers of the loader: positions and YAML -> JSON with the YAML 1.2 core schema.
 /// yaml-cpp keeps every scalar as text; these decide what a plain scalar means.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ std::string scalar_text(const YAML::Node& n);
 
 /// What the user wrote, for messages: 'text' for scalars, "a list"/"a map" otherwise.
 std::string describe_node(const YAML::Node& n);
+
+/// Aliases can make a document recursive (`a: &x [*x]`) or expand exponentially; every
+/// walk below assumes this check passed. The error names the problem.
+std::optional<std::string> check_limits(const YAML::Node& n);
 
 /// True when a mapping anywhere under `n` has a non-scalar key (already reported by
 /// check_structure): its value is not worth a second, confusing message.

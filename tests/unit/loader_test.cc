@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "runner/loader_yaml.h"
 #include "runner/params.h"
 #include "runner/sha256.h"
@@ -491,6 +493,34 @@ TEST(Loader, GoldenBrokenPlaybook) {
   std::string got;
   for (const auto& d : pb.error()) got += d.str() + "\n";
   EXPECT_EQ(got, want.str()) << "update " << dir << "broken.expected if the change is intended";
+}
+
+TEST(Loader, RecursiveAndExpandingAliasesAreRejected) {
+  EXPECT_EQ(errors_of(std::string(kHeader) + "steps: &x [*x]\n"),
+            Msgs{"pb.yaml:1:1: the document nests deeper than 64 levels (a recursive alias?)"});
+  std::string laughs = std::string(kHeader) + "x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i < 8; ++i)
+    laughs += fmt::format("x{}: &a{} [*a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}]\n", i, i,
+                          i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+  EXPECT_EQ(errors_of(laughs),
+            Msgs{"pb.yaml:1:1: the document expands to more than 200000 values (aliases?)"});
+}
+
+TEST(Loader, EveryPrefixOfAPlaybookLoadsOrFailsWithPositions) {
+  // Robustness: a playbook cut at any byte either loads or yields errors, never a crash.
+  std::ifstream in(std::string(NETPLAY_TEST_DATA) + "/golden/validate/broken.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  ASSERT_GT(text.size(), 100u);
+  for (size_t n = 0; n <= text.size(); n += 3) {
+    auto pb = load_playbook_text(text.substr(0, n), "cut.yaml");
+    if (pb) continue;
+    for (const auto& d : pb.error()) {
+      EXPECT_FALSE(d.message.empty());
+      EXPECT_GE(d.pos.line, 1) << n << ": " << d.str();
+    }
+  }
 }
 
 TEST(Loader, ScalarsFollowTheCoreSchema) {
