@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
 #include <netlink/route/rtnl.h>
@@ -136,8 +138,9 @@ class RouteStep : public Step {
                   {"dev", "string", "Outgoing interface"},
                   {"index", "int", "Outgoing interface's ifindex"},
                   {"gateway", "string", "Next hop address, \"\" when directly connected"},
-                  {"src", "string", "Preferred source address (ip route get's src)"},
-                  {"prefsrc", "string", "Same as src"},
+                  {"src", "string", "Source address the kernel would use (ip route get's src; "
+                                    "the given `from` when there is one)"},
+                  {"prefsrc", "string", "The route's preferred source (RTA_PREFSRC)"},
                   {"table", "string", "main, local, ... or the table number"},
                   {"type", "string", "unicast, local, broadcast, blackhole, unreachable, "
                                      "prohibit, throw, ..."},
@@ -183,6 +186,10 @@ class RouteStep : public Step {
       src = std::move(*a);
     }
     int family = nl_addr_get_family(dst->get());
+    if (src && nl_addr_get_family(src.get()) != family)
+      return StepOutput::error(fmt::format("from {} and destination {} are of different families",
+                                           p.str("from"), dst_s));
+    std::string reply_src;
     auto ask = [&](int* kerr) -> std::expected<RoutePtr, std::string> {
       nl::MsgPtr msg(nlmsg_alloc_simple(RTM_GETROUTE, NLM_F_REQUEST));
       rtmsg rtm{};
@@ -203,8 +210,15 @@ class RouteStep : public Step {
           msg.get(),
           [&](nlmsghdr* h) {
             rtnl_route* rt = nullptr;
-            if (h->nlmsg_type == RTM_NEWROUTE && !out && rtnl_route_parse(h, &rt) >= 0)
-              out.reset(rt);
+            if (h->nlmsg_type != RTM_NEWROUTE || out || rtnl_route_parse(h, &rt) < 0) return;
+            out.reset(rt);
+            // A lookup made with a source answers with RTA_SRC instead of RTA_PREFSRC
+            // (which libnl's parser does not keep here), so read it from the reply.
+            nlattr* tb[RTA_MAX + 1] = {};
+            if (nlmsg_parse(h, sizeof(rtmsg), tb, RTA_MAX, nullptr) >= 0 && tb[RTA_SRC]) {
+              nl::AddrPtr a(nl_addr_alloc_attr(tb[RTA_SRC], family));
+              reply_src = nl::addr_str(a.get());
+            }
           },
           "route lookup", kerr);
       if (!r) return std::unexpected(r.error());
@@ -216,6 +230,7 @@ class RouteStep : public Step {
     StepOutput o;
     if (route) {
       o.facts = route_facts(route->get(), links);
+      if (o.facts["src"] == "" && !reply_src.empty()) o.facts["src"] = reply_src;
       o.facts["destination"] = dst_s;
       o.message = dst_s;
       auto add = [&](const char* label, const char* key) {

@@ -252,6 +252,11 @@ TEST_F(NetlinkNs, RouteLookupLikeIpRouteGet) {
   EXPECT_EQ(o.facts["src"], "192.0.2.1");
   EXPECT_EQ(o.facts["type"], "unicast");
   EXPECT_EQ(o.facts["table"], "main");
+  auto from = run("route", {{"destination", "198.51.100.77"}, {"from", "2001:db8::1"}});
+  EXPECT_EQ(from.status, Status::kError) << "mixed families must not pass: " << from.message;
+  auto sourced = run("route", {{"destination", "198.51.100.77"}, {"from", "192.0.2.1"}});
+  ASSERT_EQ(sourced.status, Status::kPass) << sourced.message;
+  EXPECT_EQ(sourced.facts["src"], "192.0.2.1") << sourced.facts.dump();
   auto local = run("route", {{"destination", "192.0.2.1"}});
   EXPECT_EQ(local.facts["type"], "local");
   // With no policy rules the kernel merges the local table into main and says so.
