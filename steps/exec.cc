@@ -95,27 +95,35 @@ class ExecStep : public Step {
             "`echo ok` gives stdout 'ok'. In the background (`background: true`) the command "
             "is stopped when the steps that need it are done, and the step passes with what "
             "it gathered.",
-        .params =
-            {{.name = "argv", .type = ValueType::kList,
-              .doc = "The command and its arguments, one element per argument; the command "
-                     "is looked up in PATH when it has no '/'"},
-             {.name = "cmd", .type = ValueType::kString,
-              .doc = "A shell command line, run as /bin/sh -c CMD; only with shell: true"},
-             {.name = "shell", .type = ValueType::kBool,
-              .doc = "Run `cmd` through /bin/sh", .default_value = false},
-             {.name = "env", .type = ValueType::kMap,
-              .doc = "Environment variables added to the inherited environment"},
-             {.name = "cwd", .type = ValueType::kString, .doc = "Working directory"},
-             {.name = "stdin", .type = ValueType::kString, .doc = "Data written to stdin"},
-             {.name = "json", .type = ValueType::kBool,
-              .doc = "Parse stdout as JSON into fact `json`; unparsable output is an error",
-              .default_value = false},
-             {.name = "check", .type = ValueType::kBool,
-              .doc = "Fail the step when the exit code is not 0", .default_value = true},
-             {.name = "max_output", .type = ValueType::kInt,
-              .doc = "Bytes kept per stream (stdout, stderr); the rest is dropped and "
-                     "`truncated` set",
-              .default_value = 1 << 20}},
+        .params = {{.name = "argv",
+                    .type = ValueType::kList,
+                    .doc = "The command and its arguments, one element per argument; the command "
+                           "is looked up in PATH when it has no '/'"},
+                   {.name = "cmd",
+                    .type = ValueType::kString,
+                    .doc = "A shell command line, run as /bin/sh -c CMD; only with shell: true"},
+                   {.name = "shell",
+                    .type = ValueType::kBool,
+                    .doc = "Run `cmd` through /bin/sh",
+                    .default_value = false},
+                   {.name = "env",
+                    .type = ValueType::kMap,
+                    .doc = "Environment variables added to the inherited environment"},
+                   {.name = "cwd", .type = ValueType::kString, .doc = "Working directory"},
+                   {.name = "stdin", .type = ValueType::kString, .doc = "Data written to stdin"},
+                   {.name = "json",
+                    .type = ValueType::kBool,
+                    .doc = "Parse stdout as JSON into fact `json`; unparsable output is an error",
+                    .default_value = false},
+                   {.name = "check",
+                    .type = ValueType::kBool,
+                    .doc = "Fail the step when the exit code is not 0",
+                    .default_value = true},
+                   {.name = "max_output",
+                    .type = ValueType::kInt,
+                    .doc = "Bytes kept per stream (stdout, stderr); the rest is dropped and "
+                           "`truncated` set",
+                    .default_value = 1 << 20}},
         .facts = {{"exit_code", "int", "Exit status; absent when killed by a signal"},
                   {"signal", "int", "The signal that ended the command, when one did"},
                   {"stdout", "string", "Standard output, one trailing newline removed"},
@@ -126,14 +134,16 @@ class ExecStep : public Step {
                   {"timed_out", "bool", "The step's timeout ended the command"},
                   {"truncated", "bool", "Output went past max_output and was cut"}},
         .one_of = {{"argv", "cmd"}},
+        .changes_state = true,  // whatever the command does: netplay cannot tell
         .supports_background = true,
-        .example = "- id: routes\n  uses: exec\n  netns: \"{{ inputs.cell_netns }}\"\n"
-                   "  with: {argv: [ip, -j, route, show], json: true}\n"
-                   "  expect: {json: {len: {gt: 0}}}\n"
-                   "- id: curl_status\n  uses: exec\n"
-                   "  with: {cmd: \"curl -s -o /dev/null -w '%{http_code}' http://10.255.9.3:8080/\","
-                   " shell: true, check: false}\n"
-                   "  expect: {stdout: '200'}\n",
+        .example =
+            "- id: routes\n  uses: exec\n  netns: \"{{ inputs.cell_netns }}\"\n"
+            "  with: {argv: [ip, -j, route, show], json: true}\n"
+            "  expect: {json: {len: {gt: 0}}}\n"
+            "- id: curl_status\n  uses: exec\n"
+            "  with: {cmd: \"curl -s -o /dev/null -w '%{http_code}' http://10.255.9.3:8080/\","
+            " shell: true, check: false}\n"
+            "  expect: {stdout: '200'}\n",
     };
     return s;
   }
@@ -141,7 +151,8 @@ class ExecStep : public Step {
   StepOutput run(StepContext& ctx, const Params& p) const override {
     ProcessSpec ps;
     bool shell = p.boolean("shell", false);
-    if (p.has("argv") && p.has("cmd")) return StepOutput::error("give either argv or cmd, not both");
+    if (p.has("argv") && p.has("cmd"))
+      return StepOutput::error("give either argv or cmd, not both");
     if (p.has("cmd")) {
       if (!shell)
         return StepOutput::error(

@@ -87,7 +87,8 @@ std::string utf8_clean(const std::string& s) {
 }
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 class FileStep : public Step {
@@ -108,14 +109,17 @@ class FileStep : public Step {
             "text use expect: {contents: {contains: ...}}.",
         .params =
             {{.name = "path", .type = ValueType::kString, .doc = "The file", .required = true},
-             {.name = "format", .type = ValueType::kString,
-              .doc = "How to read the contents", .default_value = "auto",
+             {.name = "format",
+              .type = ValueType::kString,
+              .doc = "How to read the contents",
+              .default_value = "auto",
               .choices = {"auto", "text", "json", "yaml"}},
-             {.name = "json_path", .type = ValueType::kString,
+             {.name = "json_path",
+              .type = ValueType::kString,
               .doc = "Dotted path or JSON pointer (/a/b) of the value to report as `value`"},
-             {.name = "yaml_path", .type = ValueType::kString,
-              .doc = "The same for a YAML file"},
-             {.name = "max_bytes", .type = ValueType::kInt,
+             {.name = "yaml_path", .type = ValueType::kString, .doc = "The same for a YAML file"},
+             {.name = "max_bytes",
+              .type = ValueType::kInt,
               .doc = "Files larger than this are not read (contents absent)",
               .default_value = 1 << 20}},
         .facts = {{"exists", "bool", "The path exists (a dangling symlink exists)"},
@@ -130,10 +134,11 @@ class FileStep : public Step {
                   {"yaml", "any", "The parsed document (YAML files)"},
                   {"found", "bool", "json_path/yaml_path exists in the document"},
                   {"value", "any", "The value at json_path/yaml_path"}},
-        .example = "- id: container_meta\n  uses: file\n"
-                   "  with: {path: /var/vcap/data/container-metadata/store.json,\n"
-                   "         json_path: \"/{{ inputs.handle }}/metadata/app_id\"}\n"
-                   "  expect: {found: true, value: \"{{ inputs.app_guid }}\"}\n",
+        .example =
+            "- id: container_meta\n  uses: file\n"
+            "  with: {path: /var/vcap/data/container-metadata/store.json,\n"
+            "         json_path: \"/{{ inputs.handle }}/metadata/app_id\"}\n"
+            "  expect: {found: true, value: \"{{ inputs.app_guid }}\"}\n",
     };
     return s;
   }
@@ -189,27 +194,27 @@ class FileStep : public Step {
 
     bool wants_value = !json_path.empty() || !yaml_path.empty();
     if (!S_ISREG(st.st_mode)) {
-      if (wants_value)
-        return StepOutput::error(fmt::format("{} is not a regular file", path));
+      if (wants_value) return StepOutput::error(fmt::format("{} is not a regular file", path));
       return out;
     }
 
     bool more = false;
     auto data = read_prefix(path, static_cast<size_t>(max_bytes), more);
     if (!data)
-      return StepOutput::error(fmt::format("cannot read {}: {}", path, std::strerror(data.error())));
+      return StepOutput::error(
+          fmt::format("cannot read {}: {}", path, std::strerror(data.error())));
     if (more) {
       if (wants_value || format == "json" || format == "yaml")
-        return StepOutput::error(
-            fmt::format("{} is larger than max_bytes ({}); raise max_bytes to parse it", path,
-                        max_bytes));
+        return StepOutput::error(fmt::format(
+            "{} is larger than max_bytes ({}); raise max_bytes to parse it", path, max_bytes));
       out.message += fmt::format("; not read: larger than max_bytes ({})", max_bytes);
       return out;
     }
     const std::string& text = *data;
     f["contents"] = utf8_clean(text);
-    f["lines"] = text.empty() ? 0
-                              : std::count(text.begin(), text.end(), '\n') + (text.back() == '\n' ? 0 : 1);
+    f["lines"] = text.empty()
+                     ? 0
+                     : std::count(text.begin(), text.end(), '\n') + (text.back() == '\n' ? 0 : 1);
 
     if (format == "auto") {
       if (ends_with(path, ".json")) {

@@ -62,16 +62,19 @@ class SysctlStep : public Step {
             "a dotted key stands for a '.' inside a name (net.ipv4.conf.eth0/100.rp_filter "
             "for the VLAN interface eth0.100), and a key written with '/' separators is used "
             "as is. A key that does not exist is an error, never an empty value.",
-        .params = {{.name = "key", .type = ValueType::kString,
+        .params = {{.name = "key",
+                    .type = ValueType::kString,
                     .doc = "Dotted key, e.g. net.ipv4.ip_forward or net.ipv4.conf.eth0.rp_filter",
                     .required = true}},
         .facts = {{"key", "string", "The key read"},
-                  {"value", "string", "The value, whitespace-trimmed (numbers stay strings: "
-                                      "compare with eq: '1'); fields of multi-valued keys "
-                                      "such as ip_local_port_range stay tab-separated"},
+                  {"value", "string",
+                   "The value, whitespace-trimmed (numbers stay strings: "
+                   "compare with eq: '1'); fields of multi-valued keys "
+                   "such as ip_local_port_range stay tab-separated"},
                   {"int", "int", "The value as an integer, when it is one"}},
-        .example = "- id: forwarding\n  uses: sysctl\n  with: {key: net.ipv4.ip_forward}\n"
-                   "  expect: {value: '1'}\n",
+        .example =
+            "- id: forwarding\n  uses: sysctl\n  with: {key: net.ipv4.ip_forward}\n"
+            "  expect: {value: '1'}\n",
     };
     return s;
   }
@@ -88,8 +91,8 @@ class SysctlStep : public Step {
       if (err == ENOENT) {
         std::string last = path->substr(path->rfind('/') + 1);
         std::string hint = did_you_mean(last, siblings(*path));
-        return StepOutput::error(fmt::format("no sysctl key '{}'{}", key,
-                                             hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+        return StepOutput::error(fmt::format(
+            "no sysctl key '{}'{}", key, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
       }
       return StepOutput::error(
           fmt::format("cannot read sysctl {} ({}): {}", key, *path, std::strerror(err)));

@@ -92,8 +92,8 @@ TEST(ExecStep, MissingCommandIsAnError) {
 }
 
 TEST(ExecStep, JsonOutput) {
-  auto o = run_exec({{"argv", {"echo", R"({"ifname": "eth0", "mtu": 1450, "addrs": [1, 2]})"}},
-                     {"json", true}});
+  auto o = run_exec(
+      {{"argv", {"echo", R"({"ifname": "eth0", "mtu": 1450, "addrs": [1, 2]})"}}, {"json", true}});
   EXPECT_EQ(o.status, Status::kPass) << o.message;
   EXPECT_EQ(o.facts["json"]["mtu"], 1450);
   EXPECT_EQ(o.facts["json"]["addrs"].size(), 2u);

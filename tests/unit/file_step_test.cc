@@ -83,8 +83,8 @@ TEST_F(FileStepTest, MissingFileIsNotAnError) {
 
 TEST_F(FileStepTest, JsonPathIntoStore) {
   auto p = write("store.json", kStore);
-  auto o = run({{"path", p},
-                {"json_path", "9b1a7e2c-5d3f-4c1e-8a2b-1f0e9d8c7b6a.metadata.app_id"}});
+  auto o =
+      run({{"path", p}, {"json_path", "9b1a7e2c-5d3f-4c1e-8a2b-1f0e9d8c7b6a.metadata.app_id"}});
   EXPECT_EQ(o.status, Status::kPass) << o.message;
   EXPECT_EQ(o.facts["found"], true);
   EXPECT_EQ(o.facts["value"], "2f6c1b4e-aaaa-bbbb-cccc-0123456789ab");
@@ -111,7 +111,8 @@ TEST_F(FileStepTest, JsonPathNotFound) {
 }
 
 TEST_F(FileStepTest, ArrayIndexInDottedPath) {
-  auto p = write("tags.json", R"({"tags": [{"id": "app-a", "tag": "0001"}, {"id": "app-b", "tag": "0002"}]})");
+  auto p = write("tags.json",
+                 R"({"tags": [{"id": "app-a", "tag": "0001"}, {"id": "app-b", "tag": "0002"}]})");
   auto o = run({{"path", p}, {"json_path", "tags.1.id"}});
   EXPECT_EQ(o.facts["value"], "app-b");
   o = run({{"path", p}, {"json_path", "/tags/0/tag"}});

@@ -282,7 +282,8 @@ TEST(Process, SignalsAreResetInChild) {
   sigemptyset(&block);
   sigaddset(&block, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  struct sigaction ign {}, prev {};
+  struct sigaction ign {
+  }, prev{};
   ign.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ign, &prev);
   StepContext ctx;
