@@ -126,6 +126,13 @@ std::expected<json, std::vector<Diagnostic>> resolve_inputs(const Playbook& pb,
     }
   }
   if (!errors.empty()) return std::unexpected(std::move(errors));
+  // Durations leave as text ("250ms"), not milliseconds: a template such as
+  // `interval: "{{ inputs.wait }}"` hands the value to a duration param, where a bare number
+  // means seconds; the text reads back exactly and reads well in findings.
+  for (const auto& in : pb.inputs) {
+    json& v = values[in.name];
+    if (in.type == ValueType::kDuration && v.is_number()) v = format_duration(Millis(v.get<double>()));
+  }
   return values;
 }
 

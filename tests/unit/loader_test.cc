@@ -523,6 +523,21 @@ TEST(Loader, EveryPrefixOfAPlaybookLoadsOrFailsWithPositions) {
   }
 }
 
+TEST(Loader, ShippedPlaybooksAreValid) {
+  const auto dir = std::filesystem::path(NETPLAY_TEST_DATA) / ".." / "playbooks";
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++n;
+    auto pb = load_playbook(entry.path().string());
+    std::string all;
+    if (!pb)
+      for (const auto& d : pb.error()) all += d.str() + "\n";
+    EXPECT_TRUE(pb) << all;
+  }
+  EXPECT_GT(n, 0) << "no playbooks in " << dir;
+}
+
 TEST(Loader, ScalarsFollowTheCoreSchema) {
   auto conv = [](const std::string& s) { return yamlx::to_json(YAML::Load("v: " + s)["v"]); };
   EXPECT_EQ(conv("true"), json(true));
@@ -577,8 +592,14 @@ TEST_F(Inputs, DefaultsThenVarsThenSet) {
   write_vars("{\"count\": 5, \"remote_underlay\": \"10.0.0.1\", \"wait\": \"250ms\"}");
   auto v = resolve_inputs(pb_, {vars_.string()}, {"count=7", "names=a,b"});
   ASSERT_TRUE(v) << ::testing::PrintToString(strs(v.error()));
-  EXPECT_EQ(*v, json::parse(R"({"remote_underlay": "10.0.0.1", "count": 7, "wait": 250.0,
+  EXPECT_EQ(*v, json::parse(R"({"remote_underlay": "10.0.0.1", "count": 7, "wait": "250ms",
                                 "names": ["a", "b"], "opt": null})"));
+  // A duration input handed to a duration param through a template keeps its value.
+  const StepSpec& watch = Registry::instance().find("fake.watch")->spec();
+  EXPECT_EQ(finalize_params(watch, {{"wait", (*v)["wait"]}})->at("wait"), json(250.0));
+  v = resolve_inputs(pb_, {}, {"remote_underlay=::1", "wait=90"});
+  ASSERT_TRUE(v);
+  EXPECT_EQ((*v)["wait"], json("90s"));
 }
 
 TEST_F(Inputs, RequiredInputMissing) {
