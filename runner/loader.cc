@@ -60,6 +60,18 @@ std::string hint(std::string_view word, const std::vector<std::string>& candidat
   return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
 }
 
+/// The scheduler hands `with` to finalize_params(), which coerces again; a duration in
+/// milliseconds would be read there as seconds, so checked durations stay text ("250ms").
+json durations_as_text(const ParamSpec& p, json v) {
+  auto text = [](json& d) {
+    if (d.is_number()) d = format_duration(Millis(d.get<double>()));
+  };
+  if (p.type == ValueType::kDuration) text(v);
+  if (p.type == ValueType::kList && p.item_type == ValueType::kDuration && v.is_array())
+    for (auto& item : v) text(item);
+  return v;
+}
+
 enum class Kind { kExpr, kTemplate, kChunk };
 
 struct PendingRefs {
@@ -548,7 +560,7 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
           continue;
         }
         auto c = check_param(*p, value, where, /*allow_templates=*/true);
-        if (c) value = std::move(*c);
+        if (c) value = durations_as_text(*p, std::move(*c));
         else err(v, c.error());
       }
       s.with[key] = std::move(value);

@@ -164,9 +164,20 @@ diagnosis:
   EXPECT_TRUE(u.netns_tmpl);
   EXPECT_EQ(u.netns, "{{ inputs.remote }}");
   EXPECT_EQ(u.with["count"], json(3));
-  EXPECT_EQ(u.with["interval"], json(250.0));
+  EXPECT_EQ(u.with["interval"], json("250ms"));
   EXPECT_EQ(u.with["target"], json("{{ inputs.remote }}"));
   EXPECT_FALSE(u.with.contains("mode"));  // defaults are applied at run time
+  {
+    // What the scheduler does once templates are resolved: the literals survive a second
+    // coercion unchanged.
+    json with = u.with;
+    with["target"] = "10.1.2.3";
+    with["ports"][1] = 4789;
+    auto params = finalize_params(u.step->spec(), with);
+    ASSERT_TRUE(params) << params.error();
+    EXPECT_EQ(*params, json::parse(R"({"target": "10.1.2.3", "count": 3, "interval": 250.0,
+                                      "mode": "icmp", "ports": [80, 4789]})"));
+  }
   ASSERT_EQ(u.with_templates.size(), 2u);
   EXPECT_EQ(u.with_templates[0].ptr.to_string(), "/target");
   EXPECT_EQ(u.with_templates[1].ptr.to_string(), "/ports/1");
