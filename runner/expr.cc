@@ -174,7 +174,7 @@ ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
     return;
   }
   *static_cast<State**>(lua_getextraspace(im.L)) = &im;
-  lua_sethook(im.L, limit_hook, LUA_MASKCOUNT, kHookEvery);
+  lua_sethook(im.L, limit_hook, LUA_MASKCOUNT | LUA_MASKCALL, kHookEvery);
   if (auto ok = protect(im, setup_sandbox, nullptr); !ok) im.broken = "cannot set up Lua: " + ok.error();
 }
 

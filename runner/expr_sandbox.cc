@@ -22,18 +22,28 @@ void* limited_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
     im->used -= old;
     return nullptr;
   }
-  // Lua requires shrinking to succeed; only growth counts against the cap.
-  if (nsize > old && im->used - old + nsize > im->limits.memory_bytes) return nullptr;
+  if (nsize > old) {  // Lua requires shrinking to succeed; only growth can be refused
+    if (im->used - old + nsize > im->limits.memory_bytes) return nullptr;
+    // Large allocations come from C functions (string.rep, table.concat) that run no
+    // instructions: check the deadline here too. The failure surfaces as a memory error
+    // that error_text reports as the time limit.
+    if (im->active && nsize >= kCheckedAllocBytes && !im->tripped && Clock::now() > im->deadline) {
+      im->tripped = &im->time_msg;
+    }
+    if (im->tripped) return nullptr;
+  }
   void* p = std::realloc(ptr, nsize);
   if (p) im->used = im->used - old + nsize;
   return p;
 }
 
-void limit_hook(lua_State* L, lua_Debug*) {
+/// Runs every kHookEvery instructions and on every function call, C functions included:
+/// a loop around one expensive C call (table.sort of a big table) runs few instructions.
+void limit_hook(lua_State* L, lua_Debug* ar) {
   State* im = state_of(L);
   if (!im->active) return;
-  im->instructions += kHookEvery;
   if (!im->tripped) {
+    if (ar->event == LUA_HOOKCOUNT) im->instructions += kHookEvery;
     if (im->instructions > im->limits.instructions) {
       im->tripped = &im->instr_msg;
     } else if (Clock::now() > im->deadline) {
@@ -138,7 +148,7 @@ int l_step_facts(lua_State* L) {
   if (lua_type(L, 2) != LUA_TSTRING || std::string_view(key, n) != "facts") return 0;
   auto* entry = static_cast<StepEntry*>(lua_touserdata(L, lua_upvalueindex(1)));
   if (entry->version != static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2))) ||
-      !entry->facts.is_object()) {
+      !(entry->facts.is_object() || entry->facts.is_array())) {
     lua_newtable(L);  // replaced by a retry, or no facts: an empty table, not nil
   } else {
     push_json(L, entry->facts);

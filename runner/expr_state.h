@@ -14,8 +14,9 @@
 
 namespace netplay::expr_detail {
 
-inline constexpr int kHookEvery = 1000;                    // instructions between limit checks
-inline constexpr char kLoadedKey[] = "netplay.loaded";     // registry: modules already required
+inline constexpr int kHookEvery = 1000;                  // instructions between limit checks
+inline constexpr size_t kCheckedAllocBytes = 64 << 10;   // allocations that check the deadline
+inline constexpr char kLoadedKey[] = "netplay.loaded";   // registry: modules already required
 
 struct StringHash {
   using is_transparent = void;
@@ -59,7 +60,7 @@ inline State* state_of(lua_State* L) { return *static_cast<State**>(lua_getextra
 
 /// lua_Alloc that refuses to grow the state past limits.memory_bytes.
 void* limited_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
-/// Count hook: raises once the instruction budget or the deadline is exceeded.
+/// Count and call hook: raises once the instruction budget or the deadline is exceeded.
 void limit_hook(lua_State* L, lua_Debug* ar);
 /// Message handler of every pcall: keeps strings and tagged verdicts, stringifies the rest.
 int message_handler(lua_State* L);

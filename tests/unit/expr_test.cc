@@ -310,7 +310,10 @@ TEST(Expr, EndlessLoopHitsTheDeadline) {
   ExprEngine e(ExprEngine::Limits{.instructions = 1LL << 60, .time = Millis(200)});
   for (const char* src : {"while true do end",
                           "while true do pcall(function() while true do end end) end",
-                          "local f f = function() return pcall(f) end while true do f() end"}) {
+                          "local f f = function() return pcall(f) end while true do f() end",
+                          // Few instructions, much work inside C functions:
+                          "while true do local s = string.rep('x', 1e7) end",
+                          "local t = {} for i = 1, 2e5 do t[i] = -i end while true do table.sort(t) end"}) {
     auto id = e.compile_chunk(src);
     ASSERT_TRUE(id);
     auto start = Clock::now();
