@@ -3,9 +3,14 @@
 
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
+#include <linux/if_link.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 
 #include "runner/netns.h"
 #include "runner/step.h"
@@ -235,15 +240,82 @@ class Prober {
   size_t cached_from_ = 0;
 };
 
-std::expected<void, std::string> dump_links(nl::Socket& sock, veth::NsLinks& into) {
-  ifinfomsg req{};
-  req.ifi_family = AF_UNSPEC;
-  return sock.dump(
-      RTM_GETLINK, &req, sizeof req,
-      [&](nlmsghdr* h) {
-        if (auto l = veth::parse_link(h)) into.links.push_back(std::move(*l));
-      },
-      "link dump");
+/// One link dump into `into`. `veth_only` leaves out other links, so a veth's master
+/// (a bridge) is then looked up by index, once per distinct master.
+std::expected<void, std::string> dump_links(nl::Socket& sock, veth::NsLinks& into,
+                                            bool veth_only) {
+  static const std::vector<unsigned char> kAll = veth::link_dump_request(false);
+  static const std::vector<unsigned char> kVeths = veth::link_dump_request(true);
+  const auto& req = veth_only ? kVeths : kAll;
+  if (req.empty()) return std::unexpected("link dump: cannot build the request");
+  auto add = [&](nlmsghdr* h) {
+    if (auto l = veth::parse_link(h)) into.links.push_back(std::move(*l));
+  };
+  if (auto d = sock.dump(RTM_GETLINK, req.data(), req.size(), add, "link dump"); !d) return d;
+  if (!veth_only) return {};
+  std::vector<int> masters;
+  for (const auto& l : into.links)
+    if (l.master > 0 && !into.by_index(l.master) &&
+        std::find(masters.begin(), masters.end(), l.master) == masters.end())
+      masters.push_back(l.master);
+  for (int m : masters) {
+    nl::MsgPtr msg(nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST));
+    ifinfomsg ifi{};
+    ifi.ifi_index = m;
+    if (!msg || nlmsg_append(msg.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
+        nla_put_u32(msg.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0)
+      return std::unexpected("link lookup: cannot build the request");
+    if (auto r = sock.request(msg.get(), add, "master lookup"); !r) return r;
+  }
+  return {};
+}
+
+constexpr size_t kMaxReaders = 4;
+constexpr size_t kPerReader = 16;  // fewer namespaces than this per thread: not worth one
+
+struct ReadResult {
+  std::string error;
+  std::vector<size_t> vanished;
+};
+
+/// Reads namespaces begin, begin + stride, ... of `all` (never the observer at 0) on the
+/// calling thread, which must be a private one: it is moved from namespace to namespace.
+ReadResult read_namespaces(std::vector<veth::NsLinks>& all, size_t begin, size_t stride,
+                           int observer_fd, const StepContext& ctx) {
+  ReadResult r;
+  for (size_t n = begin; n < all.size(); n += stride) {
+    if (ctx.is_cancelled()) return r;
+    veth::NsLinks& ns = all[n];
+    if (auto moved = netns::move_private_thread(ns.ns.path); !moved) {
+      // A process namespace can vanish between the scan and now; a bind mount should not.
+      if (ns.ns.path.starts_with("/proc/")) {
+        r.vanished.push_back(n);
+        continue;
+      }
+      r.error = moved.error();
+      return r;
+    }
+    auto sock = nl::Socket::open(ctx);
+    if (!sock) {
+      r.error = fmt::format("{}: {}", ns.ns.ref, sock.error());
+      return r;
+    }
+    if (auto d = dump_links(*sock, ns, true); !d) {
+      r.error = fmt::format("{}: {}", ns.ns.ref, d.error());
+      return r;
+    }
+    bool remote = false;
+    for (const auto& l : ns.links) remote = remote || (l.is_veth && l.peer_netnsid);
+    if (remote) {
+      auto id = sock->netnsid_of_fd(observer_fd);
+      if (!id) {
+        r.error = fmt::format("{}: {}", ns.ns.ref, id.error());
+        return r;
+      }
+      ns.observer_nsid = *id;
+    }
+  }
+  return r;
 }
 
 StepOutput VethPeerStep::run_all(StepContext& ctx) {
@@ -260,34 +332,25 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
     if (ns.inode != self->inode) all.push_back({std::move(ns), {}, -1});
   constexpr size_t kObserver = 0;
 
+  // The other namespaces are read on private threads that move into each namespace in turn
+  // and end afterwards: no way back to save and restore, and two cores share the work.
+  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxReaders);
+  threads = std::min(threads, std::max<size_t>(1, (all.size() - 1) / kPerReader));
+  std::vector<ReadResult> results(threads);
+  {
+    std::vector<std::jthread> readers;
+    for (size_t t = 0; t < threads; ++t)
+      readers.emplace_back([&, t] { results[t] = read_namespaces(all, 1 + t, threads, home->get(), ctx); });
+    // Meanwhile, the observer's own links (with its bridges: masters are named from here).
+    if (auto d = dump_links(*obs, all[kObserver], false); !d) return StepOutput::error(d.error());
+  }
   StepOutput out;
   std::vector<size_t> vanished;
-  for (size_t n = 0; n < all.size(); ++n) {
-    if (ctx.is_cancelled()) return StepOutput::error("cancelled");
-    if (n == kObserver) {
-      if (auto d = dump_links(*obs, all[n]); !d) return StepOutput::error(d.error());
-      continue;
-    }
-    auto sock = netns::socket_in(all[n].ns.path, ctx);
-    if (!sock) {
-      if (!thread_netns_home_ok()) return StepOutput::error(sock.error());
-      // A process namespace can vanish between the scan and now; a bind mount should not.
-      if (all[n].ns.path.starts_with("/proc/")) {
-        vanished.push_back(n);
-        continue;
-      }
-      return StepOutput::error(sock.error());
-    }
-    if (auto d = dump_links(*sock, all[n]); !d)
-      return StepOutput::error(fmt::format("{}: {}", all[n].ns.ref, d.error()));
-    bool remote = false;
-    for (const auto& l : all[n].links) remote = remote || (l.is_veth && l.peer_netnsid);
-    if (remote) {
-      auto id = sock->netnsid_of_fd(home->get());
-      if (!id) return StepOutput::error(fmt::format("{}: {}", all[n].ns.ref, id.error()));
-      all[n].observer_nsid = *id;
-    }
+  for (auto& r : results) {
+    if (!r.error.empty()) return StepOutput::error(r.error);
+    vanished.insert(vanished.end(), r.vanished.begin(), r.vanished.end());
   }
+  if (ctx.is_cancelled()) return StepOutput::error("cancelled");
 
   Prober probe(all, kObserver, *obs, home->get(), ctx);
   veth::Pairing pairing = veth::pair_all(all, kObserver, std::ref(probe));

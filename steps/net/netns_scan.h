@@ -55,6 +55,11 @@ std::string ref_for(const std::string& path, unsigned long inode);
 std::expected<nl::Socket, std::string> socket_in(const std::string& path, const StepContext& ctx,
                                                  int protocol = 0);
 
+/// Moves the calling thread into the namespace at `path` for good. Only for a private
+/// thread that ends afterwards (never a runner worker): it saves the way back, which
+/// matters when hundreds of namespaces are visited.
+std::expected<void, std::string> move_private_thread(const std::string& path);
+
 /// An open namespace file, closed on destruction.
 class Fd {
  public:

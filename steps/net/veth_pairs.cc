@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include <netlink/attr.h>
 #include <netlink/msg.h>
@@ -32,6 +33,23 @@ std::optional<Link> parse_link(const nlmsghdr* h) {
       l.is_veth = std::strcmp(nla_get_string(li[IFLA_INFO_KIND]), "veth") == 0;
   }
   return l;
+}
+
+std::vector<unsigned char> link_dump_request(bool veth_only) {
+  std::unique_ptr<nl_msg, decltype(&nlmsg_free)> m(nlmsg_alloc_simple(RTM_GETLINK, 0), &nlmsg_free);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  if (!m || nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
+      nla_put_u32(m.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0)
+    return {};
+  if (veth_only) {
+    nlattr* li = nla_nest_start(m.get(), IFLA_LINKINFO);
+    if (!li || nla_put_string(m.get(), IFLA_INFO_KIND, "veth") < 0) return {};
+    nla_nest_end(m.get(), li);
+  }
+  const nlmsghdr* h = nlmsg_hdr(m.get());
+  const auto* data = static_cast<const unsigned char*>(nlmsg_data(h));
+  return std::vector<unsigned char>(data, data + nlmsg_datalen(h));
 }
 
 const Link* NsLinks::by_index(int ifindex) const {

@@ -32,6 +32,12 @@ struct Link {
 /// Decodes one RTM_NEWLINK message; nullopt for other messages or malformed ones.
 std::optional<Link> parse_link(const nlmsghdr* h);
 
+/// The payload of an RTM_GETLINK dump request (ifinfomsg and attributes) that asks the
+/// kernel to skip statistics (RTEXT_FILTER_SKIP_STATS) and, with `veth_only`, to send only
+/// veth links (an IFLA_INFO_KIND filter): most of a dump's cost is the kernel filling
+/// attributes nobody reads here.
+std::vector<unsigned char> link_dump_request(bool veth_only);
+
 /// One namespace's links, as dumped.
 struct NsLinks {
   netns::Namespace ns;
