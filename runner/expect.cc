@@ -5,14 +5,14 @@
 
 #include "runner/expect.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <regex>
-
-#include <fmt/format.h>
 
 #include "runner/core.h"
 
@@ -105,9 +105,11 @@ std::optional<int> compare(const json& actual, const json& op) {
 }
 
 bool contains(const json& actual, const json& op) {
-  if (actual.is_string()) return actual.get_ref<const std::string&>().find(bare(op)) != std::string::npos;
+  if (actual.is_string())
+    return actual.get_ref<const std::string&>().find(bare(op)) != std::string::npos;
   if (actual.is_array())
-    return std::any_of(actual.begin(), actual.end(), [&](const json& e) { return values_equal(e, op); });
+    return std::any_of(actual.begin(), actual.end(),
+                       [&](const json& e) { return values_equal(e, op); });
   if (actual.is_object()) return actual.contains(bare(op));
   return false;
 }
@@ -175,18 +177,21 @@ std::optional<std::string> check_operand(const std::string& m, const json& op, b
     if (op.is_null() || op.is_object() || op.is_array())
       return fmt::format("{}: expected a string or number, got {}", m, describe_value(op));
   } else if (m == "matches") {
-    if (!op.is_string()) return fmt::format("matches: expected a regex string, got {}", describe_value(op));
+    if (!op.is_string())
+      return fmt::format("matches: expected a regex string, got {}", describe_value(op));
     std::string error;
     if (!cached_regex(op.get<std::string>(), &error))
       return fmt::format("matches: invalid regex {}: {}", describe_value(op), error);
   } else if (m == "absent" || m == "present") {
-    if (!op.is_boolean()) return fmt::format("{}: expected true or false, got {}", m, describe_value(op));
+    if (!op.is_boolean())
+      return fmt::format("{}: expected true or false, got {}", m, describe_value(op));
   } else if (m == "len") {
     if (in_len) return "len: cannot be nested";
     if (op.is_object()) {
       if (op.empty()) return "len: empty matcher";
       for (const auto& [k, v] : op.items()) {
-        static const std::vector<std::string> kNumeric = {"eq", "ne", "lt", "le", "gt", "ge", "one_of"};
+        static const std::vector<std::string> kNumeric = {"eq", "ne", "lt",    "le",
+                                                          "gt", "ge", "one_of"};
         if (std::find(kNumeric.begin(), kNumeric.end(), k) == kNumeric.end()) {
           std::string hint = did_you_mean(k, kNumeric);
           return fmt::format("len: unknown matcher '{}'{}", k,
@@ -206,10 +211,9 @@ std::optional<std::string> check_operand(const std::string& m, const json& op, b
 }  // namespace
 
 const std::vector<std::string>& matcher_names() {
-  static const std::vector<std::string> names = {"eq",     "ne",       "lt",           "le",
-                                                 "gt",     "ge",       "one_of",       "contains",
-                                                 "not_contains", "matches", "absent", "present",
-                                                 "len"};
+  static const std::vector<std::string> names = {
+      "eq",       "ne",           "lt",      "le",     "gt",      "ge", "one_of",
+      "contains", "not_contains", "matches", "absent", "present", "len"};
   return names;
 }
 

@@ -1,5 +1,8 @@
 #include "runner/loader.h"
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -9,9 +12,6 @@
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "runner/expect.h"
 #include "runner/loader_yaml.h"
@@ -31,7 +31,7 @@ const std::vector<std::string> kTopKeys = {"apiVersion", "kind",  "metadata", "i
 const std::vector<std::string> kMetaKeys = {"name", "title", "description", "references"};
 const std::vector<std::string> kInputKeys = {"type", "default", "required", "description"};
 const std::vector<std::string> kStepKeys = {
-    "id",    "title",   "uses",        "netns",    "with",       "expect", "needs", "when",
+    "id",      "title",   "uses",        "netns",    "with",       "expect", "needs",  "when",
     "timeout", "retries", "retry_delay", "severity", "background", "hooks",  "on_fail"};
 const std::vector<std::string> kCollectorKeys = {"uses", "with", "netns", "timeout", "title"};
 const std::vector<std::string> kHookKeys = {"before", "after"};
@@ -157,8 +157,10 @@ std::vector<std::pair<std::string, YAML::Node>> Loader::str_list(const YAML::Nod
     out.emplace_back(n.Scalar(), n);
   } else if (n.IsSequence()) {
     for (const auto& item : n) {
-      if (item.IsScalar()) out.emplace_back(item.Scalar(), item);
-      else err(item, fmt::format("{}: expected a string, got {}", field, describe_node(item)));
+      if (item.IsScalar())
+        out.emplace_back(item.Scalar(), item);
+      else
+        err(item, fmt::format("{}: expected a string, got {}", field, describe_node(item)));
     }
   } else if (!n.IsNull()) {
     err(n, fmt::format("{}: expected a list of strings, got {}", field, describe_node(n)));
@@ -313,12 +315,16 @@ void Loader::load_top(const YAML::Node& root) {
   } else {
     err(top, "kind is required (kind: Playbook)");
   }
-  if (const auto& v = root["metadata"]) load_metadata(v);
-  else err(top, "metadata is required (metadata: {name: ...})");
+  if (const auto& v = root["metadata"])
+    load_metadata(v);
+  else
+    err(top, "metadata is required (metadata: {name: ...})");
   if (const auto& v = root["inputs"]) load_inputs(v);
   if (const auto& v = root["env"]) load_env(v);
-  if (const auto& v = root["steps"]) load_steps(v);
-  else err(top, "steps is required (a list of steps)");
+  if (const auto& v = root["steps"])
+    load_steps(v);
+  else
+    err(top, "steps is required (a list of steps)");
   if (const auto& v = root["diagnosis"]) load_diagnosis(v);
 }
 
@@ -339,7 +345,8 @@ void Loader::load_metadata(const YAML::Node& n) {
     err(n, "metadata.name is required");
   }
   if (const auto& v = n["title"]) pb_.title = str(v, "metadata.title").value_or("");
-  if (const auto& v = n["description"]) pb_.description = str(v, "metadata.description").value_or("");
+  if (const auto& v = n["description"])
+    pb_.description = str(v, "metadata.description").value_or("");
   if (const auto& v = n["references"])
     for (auto& [s, _] : str_list(v, "metadata.references")) pb_.references.push_back(s);
 }
@@ -359,8 +366,8 @@ void Loader::load_inputs(const YAML::Node& n) {
     const YAML::Node& v = it->second;
     std::string where = "inputs." + d.name;
     if (!std::regex_match(d.name, ident_re()))
-      err(it->first, fmt::format("input name '{}' must be a Lua identifier ([A-Za-z_][A-Za-z0-9_]*)",
-                                 d.name));
+      err(it->first,
+          fmt::format("input name '{}' must be a Lua identifier ([A-Za-z_][A-Za-z0-9_]*)", d.name));
     if (pb_.find_input(d.name)) continue;  // duplicate key, reported by check_structure
     if (!v.IsMap()) {
       err(v.IsNull() ? it->first : v,
@@ -374,8 +381,10 @@ void Loader::load_inputs(const YAML::Node& n) {
     if (const auto& t = v["type"]) {
       if (auto s = str(t, where + ".type")) {
         auto parsed = parse_value_type(*s);
-        if (parsed) d.type = *parsed;
-        else err(t, fmt::format("{}.type: {}", where, parsed.error()));
+        if (parsed)
+          d.type = *parsed;
+        else
+          err(t, fmt::format("{}.type: {}", where, parsed.error()));
       }
     } else if (def) {
       // No type: infer it from the default so `default: 4789` stays a number.
@@ -393,7 +402,8 @@ void Loader::load_inputs(const YAML::Node& n) {
     if (const auto& r = v["required"]) {
       if (auto c = coerce_at(r, ValueType::kBool, where + ".required")) d.required = c->get<bool>();
     }
-    if (const auto& s = v["description"]) d.description = str(s, where + ".description").value_or("");
+    if (const auto& s = v["description"])
+      d.description = str(s, where + ".description").value_or("");
     pb_.inputs.push_back(std::move(d));
   }
 }
@@ -415,8 +425,10 @@ void Loader::load_steps(const YAML::Node& n) {
   size_t i = 0;
   for (const auto& item : n) {
     StepDef s;
-    if (item.IsMap() && item["id"] && item["id"].IsScalar()) current_step_ = item["id"].Scalar();
-    else current_step_.clear();
+    if (item.IsMap() && item["id"] && item["id"].IsScalar())
+      current_step_ = item["id"].Scalar();
+    else
+      current_step_.clear();
     if (load_step(item, s, "", i)) pb_.steps.push_back(std::move(s));
     ++i;
   }
@@ -443,8 +455,10 @@ bool Loader::load_step(const YAML::Node& n, StepDef& s, const std::string& paren
       if (!std::regex_match(*id, step_id_re()))
         err(v, fmt::format("id: '{}' must match [a-z0-9_]+", *id));
       auto [first, inserted] = step_ids_.emplace(*id, pos_of(v));
-      if (inserted) step_id_order_.push_back(*id);
-      else err(v, fmt::format("duplicate step id '{}' (first at line {})", *id, first->second.line));
+      if (inserted)
+        step_id_order_.push_back(*id);
+      else
+        err(v, fmt::format("duplicate step id '{}' (first at line {})", *id, first->second.line));
     }
   } else {
     err(n, "step has no id (id: a name such as check_vtep)");
@@ -487,19 +501,23 @@ bool Loader::load_step(const YAML::Node& n, StepDef& s, const std::string& paren
   if (const auto& v = n["when"]) s.when = compile(v, "when", Kind::kExpr);
   if (const auto& v = n["timeout"]) {
     if (auto c = coerce_at(v, ValueType::kDuration, "timeout")) {
-      if (c->get<double>() <= 0) err(v, fmt::format("timeout: expected a positive duration, got {}", describe_node(v)));
-      else s.timeout = Millis(c->get<double>());
+      if (c->get<double>() <= 0)
+        err(v, fmt::format("timeout: expected a positive duration, got {}", describe_node(v)));
+      else
+        s.timeout = Millis(c->get<double>());
     }
   }
   if (const auto& v = n["retries"]) {
     if (auto c = coerce_at(v, ValueType::kInt, "retries")) {
       if (c->get<long long>() < 0)
         err(v, fmt::format("retries: expected an integer >= 0, got {}", describe_node(v)));
-      else s.retries = static_cast<int>(std::min<long long>(c->get<long long>(), 1000));
+      else
+        s.retries = static_cast<int>(std::min<long long>(c->get<long long>(), 1000));
     }
   }
   if (const auto& v = n["retry_delay"]) {
-    if (auto c = coerce_at(v, ValueType::kDuration, "retry_delay")) s.retry_delay = Millis(c->get<double>());
+    if (auto c = coerce_at(v, ValueType::kDuration, "retry_delay"))
+      s.retry_delay = Millis(c->get<double>());
   }
   if (const auto& v = n["severity"]) {
     auto sev = str(v, "severity");
@@ -560,8 +578,10 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
           continue;
         }
         auto c = check_param(*p, value, where, /*allow_templates=*/true);
-        if (c) value = durations_as_text(*p, std::move(*c));
-        else err(v, c.error());
+        if (c)
+          value = durations_as_text(*p, std::move(*c));
+        else
+          err(v, c.error());
       }
       s.with[key] = std::move(value);
       for (auto& slot : slots) s.with_templates.push_back(std::move(slot));
@@ -579,7 +599,8 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
       return s.with.contains(name) || (p && !p->default_value.is_null());
     });
     if (!any)
-      err(at, fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec->name));
+      err(at,
+          fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec->name));
   }
 }
 
@@ -602,7 +623,8 @@ void Loader::load_expect(const YAML::Node& n, StepDef& s) {
     std::string top = key.substr(0, key.find('.'));
     // Steps that declare no facts (e.g. Lua steps) report whatever they like.
     if (spec && !facts.empty() && !spec->fact(top)) {
-      err(it->first, fmt::format("{}: unknown fact of '{}'{}", where, spec->name, hint(top, facts)));
+      err(it->first,
+          fmt::format("{}: unknown fact of '{}'{}", where, spec->name, hint(top, facts)));
     }
     templates_in(v, json::json_pointer() / key, where, s.expect_templates);
     json value = to_json(v);
@@ -649,16 +671,21 @@ void Loader::load_diagnosis(const YAML::Node& n) {
                              first->second.line));
       }
     }
-    if (const auto& v = item["when"]) r.when = compile(v, "when", Kind::kExpr);
-    else err(item, fmt::format("diagnosis '{}' has no when (the condition)", r.id));
-    if (const auto& v = item["finding"]) r.finding = compile(v, "finding", Kind::kTemplate);
-    else err(item, fmt::format("diagnosis '{}' has no finding (what is wrong)", r.id));
+    if (const auto& v = item["when"])
+      r.when = compile(v, "when", Kind::kExpr);
+    else
+      err(item, fmt::format("diagnosis '{}' has no when (the condition)", r.id));
+    if (const auto& v = item["finding"])
+      r.finding = compile(v, "finding", Kind::kTemplate);
+    else
+      err(item, fmt::format("diagnosis '{}' has no finding (what is wrong)", r.id));
     if (const auto& v = item["next"]) {
       if (v.IsScalar()) {
         r.next.push_back(compile(v, "next", Kind::kTemplate));
       } else if (v.IsSequence()) {
         size_t j = 0;
-        for (const auto& step : v) r.next.push_back(compile(step, fmt::format("next.{}", j++), Kind::kTemplate));
+        for (const auto& step : v)
+          r.next.push_back(compile(step, fmt::format("next.{}", j++), Kind::kTemplate));
       } else {
         err(v, fmt::format("next: expected a list of strings, got {}", describe_node(v)));
       }
@@ -675,8 +702,10 @@ void Loader::check_needs() {
   std::map<std::string, std::vector<NeedEdge>> graph;
   for (const auto& id : step_id_order_) {
     for (const auto& e : need_edges_[id]) {
-      if (step_ids_.contains(e.id)) graph[id].push_back(e);
-      else err(e.pos, fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
+      if (step_ids_.contains(e.id))
+        graph[id].push_back(e);
+      else
+        err(e.pos, fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
     }
   }
   for (const auto& r : refs_) {
@@ -688,7 +717,8 @@ void Loader::check_needs() {
     if (!step_ids_.contains(s.id))  // steps without a valid id: only report unknown needs
       for (const auto& e : need_edges_[s.id])
         if (!step_ids_.contains(e.id))
-          err(e.pos, fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
+          err(e.pos,
+              fmt::format("needs: unknown step id '{}'{}", e.id, hint(e.id, step_id_order_)));
 
   std::map<std::string, size_t> order;
   for (size_t i = 0; i < step_id_order_.size(); ++i) order[step_id_order_[i]] = i;
@@ -702,9 +732,9 @@ void Loader::check_needs() {
       if (color[e.id] == 1) {
         std::vector<std::string> cycle(std::find(stack.begin(), stack.end(), e.id), stack.end());
         // Start the cycle at the member written first, so the message is stable.
-        auto first = std::min_element(cycle.begin(), cycle.end(), [&](const auto& a, const auto& b) {
-          return order[a] < order[b];
-        });
+        auto first =
+            std::min_element(cycle.begin(), cycle.end(),
+                             [&](const auto& a, const auto& b) { return order[a] < order[b]; });
         std::rotate(cycle.begin(), first, cycle.end());
         if (!reported.insert(cycle).second) continue;
         // Report at the first member's edge; say "needs" only when every edge is one.
@@ -739,15 +769,16 @@ void Loader::check_refs() {
   for (const auto& r : refs_) {
     for (const auto& id : r.steps) {
       if (!step_ids_.contains(id))
-        err(r.pos, fmt::format("{}: unknown step id '{}'{}", r.field, id, hint(id, step_id_order_)));
+        err(r.pos,
+            fmt::format("{}: unknown step id '{}'{}", r.field, id, hint(id, step_id_order_)));
     }
   }
 }
 
 }  // namespace
 
-std::expected<Playbook, std::vector<Diagnostic>> load_playbook_text(const std::string& text,
-                                                                    const std::string& display_name) {
+std::expected<Playbook, std::vector<Diagnostic>> load_playbook_text(
+    const std::string& text, const std::string& display_name) {
   return Loader(display_name).run(text);
 }
 

@@ -1,12 +1,12 @@
 /// resolve_inputs: defaults, then --vars FILE, then --set NAME=VALUE (later wins).
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "runner/loader.h"
 #include "runner/loader_yaml.h"
@@ -45,8 +45,9 @@ void load_vars_file(const Playbook& pb, const std::string& path, json& values,
     return;
   }
   if (!root.IsMap()) {
-    errors.push_back({path, yamlx::pos_of(root),
-                      fmt::format("expected a map of NAME: VALUE, got {}", yamlx::describe_node(root))});
+    errors.push_back(
+        {path, yamlx::pos_of(root),
+         fmt::format("expected a map of NAME: VALUE, got {}", yamlx::describe_node(root))});
     return;
   }
   yamlx::check_structure(root, path, errors);
@@ -79,8 +80,7 @@ void apply_set(const Playbook& pb, const std::string& arg, json& values,
   const std::string text = arg.substr(eq + 1);
   const InputDef* def = pb.find_input(name);
   if (!def) {
-    errors.push_back(
-        {"", {}, fmt::format("--set {}: unknown input{}", arg, input_hint(pb, name))});
+    errors.push_back({"", {}, fmt::format("--set {}: unknown input{}", arg, input_hint(pb, name))});
     return;
   }
   json raw = text;
@@ -110,9 +110,9 @@ void apply_set(const Playbook& pb, const std::string& arg, json& values,
 
 }  // namespace
 
-std::expected<json, std::vector<Diagnostic>> resolve_inputs(const Playbook& pb,
-                                                             const std::vector<std::string>& vars_files,
-                                                             const std::vector<std::string>& sets) {
+std::expected<json, std::vector<Diagnostic>> resolve_inputs(
+    const Playbook& pb, const std::vector<std::string>& vars_files,
+    const std::vector<std::string>& sets) {
   json values = json::object();
   for (const auto& in : pb.inputs) values[in.name] = in.default_value;
   std::vector<Diagnostic> errors;
@@ -120,9 +120,10 @@ std::expected<json, std::vector<Diagnostic>> resolve_inputs(const Playbook& pb,
   for (const auto& s : sets) apply_set(pb, s, values, errors);
   for (const auto& in : pb.inputs) {
     if (in.required && values[in.name].is_null()) {
-      errors.push_back({"", {},
-                        fmt::format("input '{}' is required (give it with --set {}=VALUE)",
-                                    in.name, in.name)});
+      errors.push_back(
+          {"",
+           {},
+           fmt::format("input '{}' is required (give it with --set {}=VALUE)", in.name, in.name)});
     }
   }
   if (!errors.empty()) return std::unexpected(std::move(errors));
@@ -131,7 +132,8 @@ std::expected<json, std::vector<Diagnostic>> resolve_inputs(const Playbook& pb,
   // means seconds; the text reads back exactly and reads well in findings.
   for (const auto& in : pb.inputs) {
     json& v = values[in.name];
-    if (in.type == ValueType::kDuration && v.is_number()) v = format_duration(Millis(v.get<double>()));
+    if (in.type == ValueType::kDuration && v.is_number())
+      v = format_duration(Millis(v.get<double>()));
   }
   return values;
 }

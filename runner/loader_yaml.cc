@@ -1,12 +1,12 @@
 #include "runner/loader_yaml.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <regex>
-
-#include <fmt/format.h>
 
 namespace netplay::yamlx {
 
@@ -44,7 +44,8 @@ std::optional<long long> parse_int(const std::string& s) {
   unsigned long long u = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), u, base);
   if (ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
-  if (u > static_cast<unsigned long long>(std::numeric_limits<long long>::max())) return std::nullopt;
+  if (u > static_cast<unsigned long long>(std::numeric_limits<long long>::max()))
+    return std::nullopt;
   long long n = static_cast<long long>(u);
   return neg ? -n : n;
 }
@@ -128,9 +129,10 @@ bool within(const YAML::Node& n, int depth, long& budget) {
 std::optional<std::string> check_limits(const YAML::Node& n) {
   long budget = kMaxNodes;
   if (within(n, 0, budget)) return std::nullopt;
-  return budget < 0 ? fmt::format("the document expands to more than {} values (aliases?)", kMaxNodes)
-                    : fmt::format("the document nests deeper than {} levels (a recursive alias?)",
-                                  kMaxDepth);
+  return budget < 0
+             ? fmt::format("the document expands to more than {} values (aliases?)", kMaxNodes)
+             : fmt::format("the document nests deeper than {} levels (a recursive alias?)",
+                           kMaxDepth);
 }
 
 bool has_complex_key(const YAML::Node& n) {
@@ -162,9 +164,9 @@ void check_structure(const YAML::Node& n, const std::string& file, std::vector<D
     }
     auto [first, inserted] = seen.emplace(key.Scalar(), pos_of(key));
     if (!inserted) {
-      out.push_back({file, pos_of(key),
-                     fmt::format("duplicate key '{}' (first at line {})", key.Scalar(),
-                                 first->second.line)});
+      out.push_back(
+          {file, pos_of(key),
+           fmt::format("duplicate key '{}' (first at line {})", key.Scalar(), first->second.line)});
     }
     check_structure(it->second, file, out);
   }

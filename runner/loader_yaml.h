@@ -2,11 +2,11 @@
 /// YAML helpers of the loader: positions and YAML -> JSON with the YAML 1.2 core schema.
 /// yaml-cpp keeps every scalar as text; these decide what a plain scalar means.
 
+#include <yaml-cpp/yaml.h>
+
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "runner/core.h"
 #include "runner/types.h"

@@ -1,8 +1,8 @@
 #include "runner/params.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "runner/core.h"
 #include "runner/expr.h"
@@ -26,9 +26,9 @@ std::expected<json, std::string> check_scalar(ValueType t, const std::vector<std
   if (!choices.empty() && c->is_string() &&
       std::find(choices.begin(), choices.end(), c->get<std::string>()) == choices.end()) {
     std::string hint = did_you_mean(c->get<std::string>(), choices);
-    return std::unexpected(fmt::format("{}: expected one of {}, got {}{}", where,
-                                       choices_list(choices), describe_value(*c),
-                                       hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    return std::unexpected(fmt::format(
+        "{}: expected one of {}, got {}{}", where, choices_list(choices), describe_value(*c),
+        hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
   }
   return c;
 }
@@ -83,8 +83,9 @@ std::expected<json, std::string> finalize_params(const StepSpec& spec, json with
   for (const auto& [k, v] : with.items()) {
     if (spec.param(k)) continue;
     std::string hint = did_you_mean(k, names);
-    return std::unexpected(fmt::format("with.{}: unknown param of '{}'{}", k, spec.name,
-                                       hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    return std::unexpected(
+        fmt::format("with.{}: unknown param of '{}'{}", k, spec.name,
+                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
   }
   json out = json::object();
   for (const auto& p : spec.params) {
@@ -103,8 +104,8 @@ std::expected<json, std::string> finalize_params(const StepSpec& spec, json with
     bool any = std::any_of(group.begin(), group.end(),
                            [&](const std::string& n) { return out.contains(n); });
     if (!any) {
-      return std::unexpected(fmt::format("with: one of {} is required by '{}'",
-                                         fmt::join(group, ", "), spec.name));
+      return std::unexpected(
+          fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec.name));
     }
   }
   return out;

@@ -16,8 +16,7 @@ namespace netplay {
 /// choices). `where` prefixes the error ("with.count"). With `allow_templates`, strings
 /// holding `{{` are left for run time.
 std::expected<json, std::string> check_param(const ParamSpec& p, const json& v,
-                                             std::string_view where,
-                                             bool allow_templates = false);
+                                             std::string_view where, bool allow_templates = false);
 
 /// A param's default in canonical form. Defaults are written as a playbook would write
 /// them ("5s", 4789), except that a numeric default of a duration param is taken as

@@ -22,21 +22,33 @@ json string_list() {
 /// The JSON shape of a value type; `nullopt` item type for lists means strings.
 json type_schema(ValueType t, ValueType item) {
   switch (t) {
-    case ValueType::kString: return {{"type", "string"}};
-    case ValueType::kInt: return {{"type", "integer"}};
-    case ValueType::kNumber: return {{"type", "number"}};
-    case ValueType::kBool: return {{"type", "boolean"}};
-    case ValueType::kIp: return def_ref("ip");
-    case ValueType::kCidr: return def_ref("cidr");
-    case ValueType::kPort: return def_ref("port");
-    case ValueType::kDuration: return def_ref("duration");
-    case ValueType::kNetns: return def_ref("netns");
+    case ValueType::kString:
+      return {{"type", "string"}};
+    case ValueType::kInt:
+      return {{"type", "integer"}};
+    case ValueType::kNumber:
+      return {{"type", "number"}};
+    case ValueType::kBool:
+      return {{"type", "boolean"}};
+    case ValueType::kIp:
+      return def_ref("ip");
+    case ValueType::kCidr:
+      return def_ref("cidr");
+    case ValueType::kPort:
+      return def_ref("port");
+    case ValueType::kDuration:
+      return def_ref("duration");
+    case ValueType::kNetns:
+      return def_ref("netns");
     case ValueType::kList: {
-      json items = item == ValueType::kList ? json::object() : type_schema(item, ValueType::kString);
+      json items =
+          item == ValueType::kList ? json::object() : type_schema(item, ValueType::kString);
       return {{"type", "array"}, {"items", {{"anyOf", json::array({items, def_ref("template")})}}}};
     }
-    case ValueType::kMap: return {{"type", "object"}};
-    case ValueType::kAny: return json::object();
+    case ValueType::kMap:
+      return {{"type", "object"}};
+    case ValueType::kAny:
+      return json::object();
   }
   return json::object();
 }
@@ -51,8 +63,10 @@ json param_schema(const ParamSpec& p) {
                        : def;
   json typed = type_schema(p.type, p.item_type);
   if (!p.choices.empty()) {
-    if (p.type == ValueType::kList) typed["items"] = {{"enum", p.choices}};
-    else typed = {{"enum", p.choices}};
+    if (p.type == ValueType::kList)
+      typed["items"] = {{"enum", p.choices}};
+    else
+      typed = {{"enum", p.choices}};
   }
   // Any param may be a template resolved at run time.
   if (p.type == ValueType::kString && p.choices.empty()) {
@@ -118,8 +132,9 @@ json step_schema(const StepSpec& spec) {
       {"netns", def_ref("netns")},
       {"with", with_schema(spec)},
       {"expect", expect_schema(spec)},
-      {"needs", {{"anyOf", json::array({def_ref("step_id"),
-                                         {{"type", "array"}, {"items", def_ref("step_id")}}})}}},
+      {"needs",
+       {{"anyOf",
+         json::array({def_ref("step_id"), {{"type", "array"}, {"items", def_ref("step_id")}}})}}},
       {"when", def_ref("expression")},
       {"timeout", def_ref("duration")},
       {"retries", {{"type", "integer"}, {"minimum", 0}}},
@@ -129,12 +144,8 @@ json step_schema(const StepSpec& spec) {
       {"hooks", def_ref("hooks")},
       {"on_fail", {{"type", "array"}, {"items", def_ref("collector")}}},
   };
-  return {{"title", spec.name},
-          {"description", spec.summary},
-          {"type", "object"},
-          {"required", required},
-          {"properties", props},
-          {"additionalProperties", false}};
+  return {{"title", spec.name},   {"description", spec.summary}, {"type", "object"},
+          {"required", required}, {"properties", props},         {"additionalProperties", false}};
 }
 
 json collector_schema(const std::vector<const Step*>& steps) {
@@ -164,18 +175,17 @@ json collector_schema(const std::vector<const Step*>& steps) {
 
 json matcher_schema() {
   json number_or_template = {{"anyOf", json::array({{{"type", "number"}}, def_ref("template")})}};
-  json len_matcher = {
-      {"type", "object"},
-      {"minProperties", 1},
-      {"additionalProperties", false},
-      {"properties",
-       {{"eq", number_or_template},
-        {"ne", number_or_template},
-        {"lt", number_or_template},
-        {"le", number_or_template},
-        {"gt", number_or_template},
-        {"ge", number_or_template},
-        {"one_of", {{"type", "array"}, {"items", {{"type", "integer"}}}}}}}};
+  json len_matcher = {{"type", "object"},
+                      {"minProperties", 1},
+                      {"additionalProperties", false},
+                      {"properties",
+                       {{"eq", number_or_template},
+                        {"ne", number_or_template},
+                        {"lt", number_or_template},
+                        {"le", number_or_template},
+                        {"gt", number_or_template},
+                        {"ge", number_or_template},
+                        {"one_of", {{"type", "array"}, {"items", {{"type", "integer"}}}}}}}};
   json props = {
       {"eq", {{"description", "Equal (a number and a numeric string compare as numbers)"}}},
       {"ne", {{"description", "Not equal"}}},
@@ -184,9 +194,13 @@ json matcher_schema() {
       {"gt", number_or_template},
       {"ge", number_or_template},
       {"one_of", {{"type", "array"}, {"minItems", 1}}},
-      {"contains", {{"description", "Substring, list element or map key"}, {"type", {"string", "number", "boolean"}}}},
+      {"contains",
+       {{"description", "Substring, list element or map key"},
+        {"type", {"string", "number", "boolean"}}}},
       {"not_contains", {{"type", {"string", "number", "boolean"}}}},
-      {"matches", {{"description", "ECMAScript regular expression, searched in the value"}, {"type", "string"}}},
+      {"matches",
+       {{"description", "ECMAScript regular expression, searched in the value"},
+        {"type", "string"}}},
       {"absent", {{"type", "boolean"}}},
       {"present", {{"type", "boolean"}}},
       {"len", {{"anyOf", json::array({{{"type", "integer"}, {"minimum", 0}}, len_matcher})}}},
@@ -203,14 +217,18 @@ json playbook_schema() {
   const auto steps = Registry::instance().all();
   json step_variants = json::array();
   json defs = json::object();
-  defs["template"] = {{"description", "A string with {{ lua expression }} parts, resolved at run time"},
-                      {"type", "string"},
-                      {"pattern", "\\{\\{"}};
-  defs["expression"] = {{"description", "A Lua expression over inputs, steps.<id>.status|message|facts and env"},
-                        {"type", "string"}};
-  defs["duration"] = {{"description", "500ms, 5s, 1.5s, 2m, 1h; a bare number means seconds"},
-                      {"anyOf", json::array({{{"type", "string"}, {"pattern", "^[0-9]+(\\.[0-9]+)?(us|ms|s|m|h)?$"}},
-                                             {{"type", "number"}, {"minimum", 0}}})}};
+  defs["template"] = {
+      {"description", "A string with {{ lua expression }} parts, resolved at run time"},
+      {"type", "string"},
+      {"pattern", "\\{\\{"}};
+  defs["expression"] = {
+      {"description", "A Lua expression over inputs, steps.<id>.status|message|facts and env"},
+      {"type", "string"}};
+  defs["duration"] = {
+      {"description", "500ms, 5s, 1.5s, 2m, 1h; a bare number means seconds"},
+      {"anyOf",
+       json::array({{{"type", "string"}, {"pattern", "^[0-9]+(\\.[0-9]+)?(us|ms|s|m|h)?$"}},
+                    {{"type", "number"}, {"minimum", 0}}})}};
   defs["ip"] = {{"description", "An IPv4 or IPv6 address"},
                 {"type", "string"},
                 {"anyOf", json::array({{{"format", "ipv4"}}, {{"format", "ipv6"}}})}};
@@ -218,16 +236,22 @@ json playbook_schema() {
                   {"type", "string"},
                   {"pattern", "^[0-9A-Fa-f:.]+/[0-9]{1,3}$"}};
   defs["port"] = {{"type", "integer"}, {"minimum", 0}, {"maximum", 65535}};
-  defs["netns"] = {{"description", "host (default) | NAME (/run/netns/NAME) | /abs/path | pid:N, or a template"},
-                   {"type", "string"}};
+  defs["netns"] = {
+      {"description", "host (default) | NAME (/run/netns/NAME) | /abs/path | pid:N, or a template"},
+      {"type", "string"}};
   defs["step_id"] = {{"type", "string"}, {"pattern", "^[a-z0-9_]+$"}};
   defs["hooks"] = {{"type", "object"},
                    {"additionalProperties", false},
                    {"properties",
-                    {{"before", {{"description", "Lua run before the step; `return false` skips it", },
-                                 {"type", "string"}}},
-                     {"after", {{"description", "Lua run after the step; may call netplay.fail/warn"},
-                                {"type", "string"}}}}}};
+                    {{"before",
+                      {{
+                           "description",
+                           "Lua run before the step; `return false` skips it",
+                       },
+                       {"type", "string"}}},
+                     {"after",
+                      {{"description", "Lua run after the step; may call netplay.fail/warn"},
+                       {"type", "string"}}}}}};
   defs["matcher"] = matcher_schema();
   defs["expectation"] = {
       {"description", "A value (equality) or a matcher object such as {lt: 5} or {one_of: [a, b]}"},
@@ -281,7 +305,9 @@ json playbook_schema() {
        {{"type", "object"},
         {"propertyNames", {{"pattern", "^[A-Za-z_][A-Za-z0-9_]*$"}}},
         {"additionalProperties", def_ref("input")}}},
-      {"env", {{"type", "array"}, {"items", {{"type", "string"}, {"pattern", "^[A-Za-z_][A-Za-z0-9_]*$"}}}}},
+      {"env",
+       {{"type", "array"},
+        {"items", {{"type", "string"}, {"pattern", "^[A-Za-z_][A-Za-z0-9_]*$"}}}}},
       {"steps", {{"type", "array"}, {"items", def_ref("step")}}},
       {"diagnosis", {{"type", "array"}, {"items", def_ref("diagnosis")}}},
   };

@@ -45,8 +45,8 @@ TEST(Expect, ContractMessages) {
 TEST(Expect, Equality) {
   expect_pass("dstport", 8472);
   expect_pass("dstport", {{"eq", 8472}});
-  expect_pass("dstport", "8472");     // a numeric string equals the number
-  expect_pass("port_text", 4789);     // and the other way round
+  expect_pass("dstport", "8472");  // a numeric string equals the number
+  expect_pass("port_text", 4789);  // and the other way round
   expect_pass("rtt", 0.25);
   expect_pass("gbp", true);
   expect_fail("gbp", false, "gbp: expected false, got true");
@@ -161,7 +161,8 @@ TEST(Expect, LoadTimeChecks) {
             "not_contains, matches, absent, present, len)");
   EXPECT_EQ(check_expectation({{"lt", "5ms"}}).value(), "lt: expected a number, got '5ms'");
   EXPECT_EQ(check_expectation({{"one_of", 3}}).value(), "one_of: expected a non-empty list, got 3");
-  EXPECT_EQ(check_expectation({{"absent", "yes"}}).value(), "absent: expected true or false, got 'yes'");
+  EXPECT_EQ(check_expectation({{"absent", "yes"}}).value(),
+            "absent: expected true or false, got 'yes'");
   EXPECT_EQ(check_expectation({{"contains", json::array()}}).value(),
             "contains: expected a string or number, got []");
   EXPECT_EQ(check_expectation({{"len", -1}}).value(),
@@ -175,9 +176,7 @@ TEST(Expect, LoadTimeChecks) {
   EXPECT_EQ(bad->rfind("matches: invalid regex '(a': ", 0), 0u) << *bad;
 }
 
-TEST(Expect, MatcherNames) {
-  EXPECT_EQ(matcher_names().size(), 13u);
-}
+TEST(Expect, MatcherNames) { EXPECT_EQ(matcher_names().size(), 13u); }
 
 }  // namespace
 }  // namespace netplay

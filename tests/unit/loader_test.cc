@@ -4,14 +4,13 @@
 
 #include "runner/loader.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "runner/loader_yaml.h"
 #include "runner/params.h"
@@ -29,7 +28,9 @@ class FakeProbe : public Step {
         .params = {{.name = "target", .type = ValueType::kIp, .required = true},
                    {.name = "count", .type = ValueType::kInt, .default_value = 3},
                    {.name = "interval", .type = ValueType::kDuration, .default_value = "1s"},
-                   {.name = "mode", .type = ValueType::kString, .default_value = "icmp",
+                   {.name = "mode",
+                    .type = ValueType::kString,
+                    .default_value = "icmp",
                     .choices = {"icmp", "udp"}},
                    {.name = "ports", .type = ValueType::kList, .item_type = ValueType::kPort},
                    {.name = "extra", .type = ValueType::kAny}},
@@ -46,11 +47,11 @@ class FakeProbe : public Step {
 class FakeWatch : public Step {
  public:
   const StepSpec& spec() const override {
-    static const StepSpec s{.name = "fake.watch",
-                            .summary = "test: a background observer",
-                            .params = {{.name = "wait", .type = ValueType::kDuration,
-                                        .default_value = 2000}},
-                            .supports_background = true};
+    static const StepSpec s{
+        .name = "fake.watch",
+        .summary = "test: a background observer",
+        .params = {{.name = "wait", .type = ValueType::kDuration, .default_value = 2000}},
+        .supports_background = true};
     return s;
   }
   StepOutput run(StepContext&, const Params&) const override { return {}; }
@@ -230,14 +231,15 @@ TEST(Loader, YamlSyntaxErrorHasPositionAndNoPrefix) {
 }
 
 TEST(Loader, TopLevelChecks) {
-  EXPECT_EQ(errors_of("apiVersion: netplay/v2\nkind: Playbok\nmetadata: {name: Bad_Name, titel: x}\n"
-                      "stpes: []\n"),
-            (Msgs{"pb.yaml:1:1: steps is required (a list of steps)",
-                  "pb.yaml:1:13: apiVersion: expected 'netplay/v1', got 'netplay/v2'",
-                  "pb.yaml:2:7: kind: expected 'Playbook', got 'Playbok'",
-                  "pb.yaml:3:18: metadata.name: 'Bad_Name' must match [a-z0-9-]+",
-                  "pb.yaml:3:28: unknown key 'titel' (did you mean 'title'?)",
-                  "pb.yaml:4:1: unknown key 'stpes' (did you mean 'steps'?)"}));
+  EXPECT_EQ(
+      errors_of("apiVersion: netplay/v2\nkind: Playbok\nmetadata: {name: Bad_Name, titel: x}\n"
+                "stpes: []\n"),
+      (Msgs{"pb.yaml:1:1: steps is required (a list of steps)",
+            "pb.yaml:1:13: apiVersion: expected 'netplay/v1', got 'netplay/v2'",
+            "pb.yaml:2:7: kind: expected 'Playbook', got 'Playbok'",
+            "pb.yaml:3:18: metadata.name: 'Bad_Name' must match [a-z0-9-]+",
+            "pb.yaml:3:28: unknown key 'titel' (did you mean 'title'?)",
+            "pb.yaml:4:1: unknown key 'stpes' (did you mean 'steps'?)"}));
   EXPECT_EQ(errors_of(""), Msgs{"pb.yaml:1:1: empty playbook: expected apiVersion, kind, metadata "
                                 "and steps"});
   EXPECT_EQ(errors_of("steps: []\n"),
@@ -277,7 +279,8 @@ TEST(Loader, ParamChecks) {
                   "pb.yaml:9:11: with.target: missing (required by 'fake.probe')",
                   "pb.yaml:12:11: with: one of name, index is required by 'fake.pick'",
                   "pb.yaml:16:15: with.target: unknown input 'nope'",
-                  "pb.yaml:17:17: with.interval: expected a duration such as 500ms, 5s or 2m, got 'soon'"}));
+                  "pb.yaml:17:17: with.interval: expected a duration such as 500ms, 5s or 2m, got "
+                  "'soon'"}));
 }
 
 TEST(Loader, ExpectChecks) {
@@ -293,11 +296,13 @@ TEST(Loader, ExpectChecks) {
 )";
   auto errs = errors_of(text);
   ASSERT_EQ(errs.size(), 3u);
-  EXPECT_EQ(errs[0], "pb.yaml:9:7: expect.los_pct: unknown fact of 'fake.probe' (did you mean "
-                     "'loss_pct'?)");
+  EXPECT_EQ(errs[0],
+            "pb.yaml:9:7: expect.los_pct: unknown fact of 'fake.probe' (did you mean "
+            "'loss_pct'?)");
   EXPECT_EQ(errs[1].substr(0, 62),
             "pb.yaml:11:19: expect.rtt_avg_ms: unknown matcher 'greater' (m");
-  EXPECT_EQ(errs[2].rfind("pb.yaml:12:14: expect.state: matches: invalid regex '(': ", 0), 0u) << errs[2];
+  EXPECT_EQ(errs[2].rfind("pb.yaml:12:14: expect.state: matches: invalid regex '(': ", 0), 0u)
+      << errs[2];
 }
 
 TEST(Loader, NeedsUnknownAndCycles) {
@@ -400,19 +405,20 @@ TEST(Loader, StepFieldChecks) {
   - id: a
     uses: fake.watch
 )";
-  EXPECT_EQ(errors_of(text),
-            (Msgs{"pb.yaml:5:9: id: 'Bad-Id' must match [a-z0-9_]+",
-                  "pb.yaml:8:14: timeout: expected a duration such as 500ms, 5s or 2m, got 'forever'",
-                  "pb.yaml:9:14: retries: expected an integer >= 0, got -1",
-                  "pb.yaml:10:15: severity: expected one of [fail, warn], got 'fatal'",
-                  "pb.yaml:11:17: background: step 'fake.probe' cannot run in the background",
-                  "pb.yaml:12:5: unknown key 'neds' (did you mean 'needs'?)",
-                  "pb.yaml:13:5: step has no id (id: a name such as check_vtep)",
-                  "pb.yaml:13:5: step 'steps[1]' has no uses (the step to run, e.g. uses: sysctl)",
-                  "pb.yaml:16:12: netns: expected a network namespace (host, NAME, /path or "
-                  "pid:N), got 'a/b'",
-                  "pb.yaml:18:28: unknown key 'expect'",
-                  "pb.yaml:19:9: duplicate step id 'a' (first at line 14)"}));
+  EXPECT_EQ(
+      errors_of(text),
+      (Msgs{"pb.yaml:5:9: id: 'Bad-Id' must match [a-z0-9_]+",
+            "pb.yaml:8:14: timeout: expected a duration such as 500ms, 5s or 2m, got 'forever'",
+            "pb.yaml:9:14: retries: expected an integer >= 0, got -1",
+            "pb.yaml:10:15: severity: expected one of [fail, warn], got 'fatal'",
+            "pb.yaml:11:17: background: step 'fake.probe' cannot run in the background",
+            "pb.yaml:12:5: unknown key 'neds' (did you mean 'needs'?)",
+            "pb.yaml:13:5: step has no id (id: a name such as check_vtep)",
+            "pb.yaml:13:5: step 'steps[1]' has no uses (the step to run, e.g. uses: sysctl)",
+            "pb.yaml:16:12: netns: expected a network namespace (host, NAME, /path or "
+            "pid:N), got 'a/b'",
+            "pb.yaml:18:28: unknown key 'expect'",
+            "pb.yaml:19:9: duplicate step id 'a' (first at line 14)"}));
 }
 
 TEST(Loader, DuplicateKeysAndUnquotedTemplates) {
@@ -422,9 +428,8 @@ TEST(Loader, DuplicateKeysAndUnquotedTemplates) {
     with: {target: {{ inputs.x }}}
     id: b
 )";
-  EXPECT_EQ(errors_of(text),
-            (Msgs{"pb.yaml:7:21: a template must be quoted: \"{{ ... }}\"",
-                  "pb.yaml:8:5: duplicate key 'id' (first at line 5)"}));
+  EXPECT_EQ(errors_of(text), (Msgs{"pb.yaml:7:21: a template must be quoted: \"{{ ... }}\"",
+                                   "pb.yaml:8:5: duplicate key 'id' (first at line 5)"}));
 }
 
 TEST(Loader, InputChecks) {
@@ -437,13 +442,16 @@ steps: []
 )";
   auto errs = errors_of(text);
   ASSERT_EQ(errs.size(), 5u) << ::testing::PrintToString(errs);
-  EXPECT_EQ(errs[0], "pb.yaml:5:3: input name 'remote-ip' must be a Lua identifier "
-                     "([A-Za-z_][A-Za-z0-9_]*)");
-  EXPECT_EQ(errs[1].rfind("pb.yaml:6:17: inputs.count.type: unknown type 'integr'", 0), 0u) << errs[1];
+  EXPECT_EQ(errs[0],
+            "pb.yaml:5:3: input name 'remote-ip' must be a Lua identifier "
+            "([A-Za-z_][A-Za-z0-9_]*)");
+  EXPECT_EQ(errs[1].rfind("pb.yaml:6:17: inputs.count.type: unknown type 'integr'", 0), 0u)
+      << errs[1];
   EXPECT_EQ(errs[2], "pb.yaml:6:25: unknown key 'defualt' (did you mean 'default'?)");
   EXPECT_EQ(errs[3], "pb.yaml:7:31: inputs.port.default: expected a port (0-65535), got 70000");
-  EXPECT_EQ(errs[4], "pb.yaml:8:9: inputs.flag: expected a map such as {type: string, default: "
-                     "...}, got 'yes'");
+  EXPECT_EQ(errs[4],
+            "pb.yaml:8:9: inputs.flag: expected a map such as {type: string, default: "
+            "...}, got 'yes'");
 }
 
 TEST(Loader, AllErrorsOfAFileInFileOrder) {
@@ -460,22 +468,24 @@ TEST(Loader, AllErrorsOfAFileInFileOrder) {
     uses: fake.watch
     retries: many
 )";
-  EXPECT_EQ(errors_of(text), (Msgs{"pb.yaml:7:13: needs: unknown step id 'zzz'",
-                                   "pb.yaml:8:11: when: unknown step id 'zzz'",
-                                   "pb.yaml:10:11: unknown step 'nope'",
-                                   "pb.yaml:13:14: retries: expected an integer, got 'many'"}));
+  EXPECT_EQ(errors_of(text),
+            (Msgs{"pb.yaml:7:13: needs: unknown step id 'zzz'",
+                  "pb.yaml:8:11: when: unknown step id 'zzz'", "pb.yaml:10:11: unknown step 'nope'",
+                  "pb.yaml:13:14: retries: expected an integer, got 'many'"}));
 }
 
 TEST(Loader, HookFromAFileNextToThePlaybook) {
-  auto dir = std::filesystem::temp_directory_path() / ("netplay-loader-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("netplay-loader-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "check.lua") << "return steps.a.status == 'pass'\n";
   std::ofstream(dir / "bad.lua") << "return ((\n";
   const std::string pb_path = (dir / "pb.yaml").string();
-  std::ofstream(pb_path) << kHeader
-                         << "steps:\n  - id: a\n    uses: fake.watch\n    hooks: {after: check.lua}\n"
-                            "  - id: b\n    uses: fake.watch\n    hooks: {after: bad.lua, before: "
-                            "missing.lua}\n";
+  std::ofstream(pb_path)
+      << kHeader
+      << "steps:\n  - id: a\n    uses: fake.watch\n    hooks: {after: check.lua}\n"
+         "  - id: b\n    uses: fake.watch\n    hooks: {after: bad.lua, before: "
+         "missing.lua}\n";
   auto pb = load_playbook(pb_path);
   ASSERT_FALSE(pb);
   ASSERT_EQ(pb.error().size(), 2u);
@@ -511,8 +521,9 @@ TEST(Loader, RecursiveAndExpandingAliasesAreRejected) {
             Msgs{"pb.yaml:1:1: the document nests deeper than 64 levels (a recursive alias?)"});
   std::string laughs = std::string(kHeader) + "x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
   for (int i = 1; i < 8; ++i)
-    laughs += fmt::format("x{}: &a{} [*a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}]\n", i, i,
-                          i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+    laughs +=
+        fmt::format("x{}: &a{} [*a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}, *a{}]\n", i,
+                    i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
   EXPECT_EQ(errors_of(laughs),
             Msgs{"pb.yaml:1:1: the document expands to more than 200000 values (aliases?)"});
 }
@@ -584,7 +595,8 @@ class Inputs : public ::testing::Test {
   opt: {type: string}
 steps: []
 )");
-    vars_ = std::filesystem::temp_directory_path() / ("netplay-vars-" + std::to_string(getpid()) + ".yaml");
+    vars_ = std::filesystem::temp_directory_path() /
+            ("netplay-vars-" + std::to_string(getpid()) + ".yaml");
   }
   void TearDown() override { std::filesystem::remove(vars_); }
   void write_vars(const std::string& text) { std::ofstream(vars_) << text; }
@@ -641,7 +653,8 @@ TEST_F(Inputs, VarsFileErrorsHavePositions) {
   EXPECT_EQ(strs(v.error()), Msgs{f + ":2:1: end of sequence flow not found"});
   v = resolve_inputs(pb_, {"/nonexistent/vars.yaml"}, {"remote_underlay=::1"});
   ASSERT_FALSE(v);
-  EXPECT_EQ(strs(v.error()), Msgs{"/nonexistent/vars.yaml: cannot read: No such file or directory"});
+  EXPECT_EQ(strs(v.error()),
+            Msgs{"/nonexistent/vars.yaml: cannot read: No such file or directory"});
 }
 
 // --- params ---------------------------------------------------------------------------
@@ -650,9 +663,12 @@ TEST(Params, FinalizeAppliesDefaultsAndCoerces) {
   const StepSpec& spec = Registry::instance().find("fake.probe")->spec();
   auto p = finalize_params(spec, {{"target", "10.0.0.1"}, {"count", "4"}});
   ASSERT_TRUE(p) << p.error();
-  EXPECT_EQ(*p, json::parse(R"({"target": "10.0.0.1", "count": 4, "interval": 1000.0, "mode": "icmp"})"));
-  EXPECT_EQ(finalize_params(spec, {{"count", 4}}).error(), "with.target: missing (required by 'fake.probe')");
-  EXPECT_EQ(finalize_params(spec, {{"target", "x"}}).error(), "with.target: expected an IP address, got 'x'");
+  EXPECT_EQ(
+      *p, json::parse(R"({"target": "10.0.0.1", "count": 4, "interval": 1000.0, "mode": "icmp"})"));
+  EXPECT_EQ(finalize_params(spec, {{"count", 4}}).error(),
+            "with.target: missing (required by 'fake.probe')");
+  EXPECT_EQ(finalize_params(spec, {{"target", "x"}}).error(),
+            "with.target: expected an IP address, got 'x'");
   EXPECT_EQ(finalize_params(spec, {{"target", "::1"}, {"cuont", 1}}).error(),
             "with.cuont: unknown param of 'fake.probe' (did you mean 'count'?)");
   // A numeric default of a duration is already milliseconds.
@@ -660,7 +676,8 @@ TEST(Params, FinalizeAppliesDefaultsAndCoerces) {
   EXPECT_EQ(finalize_params(watch, json::object())->at("wait"), json(2000));
   EXPECT_EQ(finalize_params(watch, {{"wait", 3}})->at("wait"), json(3000.0));
   const StepSpec& pick = Registry::instance().find("fake.pick")->spec();
-  EXPECT_EQ(finalize_params(pick, json::object()).error(), "with: one of name, index is required by 'fake.pick'");
+  EXPECT_EQ(finalize_params(pick, json::object()).error(),
+            "with: one of name, index is required by 'fake.pick'");
   EXPECT_TRUE(finalize_params(pick, {{"index", 1}}));
 }
 

@@ -32,7 +32,8 @@ TEST(Schema, CheckedInFileIsCurrent) {
   FAIL() << kCheckedIn << " is out of date with the step registry (steps were added or "
          << "changed). Regenerate it with\n  netplay schema > schemas/playbook.schema.json\n"
          << "or\n  cp " << fresh.string() << " " << kCheckedIn << "\n"
-         << "or\n  NETPLAY_UPDATE_GOLDEN=1 " << "schema_test";
+         << "or\n  NETPLAY_UPDATE_GOLDEN=1 "
+         << "schema_test";
 }
 
 TEST(Schema, GenerationIsDeterministic) {
@@ -64,7 +65,8 @@ TEST(Schema, OneVariantPerRegisteredStep) {
     EXPECT_EQ(def["properties"]["with"]["additionalProperties"], json(false));
     const StepSpec& spec = Registry::instance().find(names[i])->spec();
     for (const auto& p : spec.params) {
-      EXPECT_TRUE(def["properties"]["with"]["properties"].contains(p.name)) << names[i] << "." << p.name;
+      EXPECT_TRUE(def["properties"]["with"]["properties"].contains(p.name))
+          << names[i] << "." << p.name;
       if (p.required) {
         const json& req = def["properties"]["with"]["required"];
         EXPECT_NE(std::find(req.begin(), req.end(), json(p.name)), req.end()) << p.name;
@@ -95,7 +97,8 @@ TEST(Schema, EveryRefResolves) {
       for (const auto& [k, v] : j.items()) {
         if (k == "$ref" && v.is_string()) {
           std::string ref = v.get<std::string>();
-          if (ref.rfind("#/$defs/", 0) != 0 || !s["$defs"].contains(ref.substr(8))) missing.insert(ref);
+          if (ref.rfind("#/$defs/", 0) != 0 || !s["$defs"].contains(ref.substr(8)))
+            missing.insert(ref);
         } else {
           walk(v);
         }
