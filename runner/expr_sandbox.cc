@@ -3,6 +3,7 @@
 /// These run on Lua's stack: a raised error is a longjmp, so C++ objects with destructors
 /// are kept out of the paths that can raise (or, at worst, leak on a memory error).
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -317,6 +318,72 @@ int l_global_index(lua_State* L) {
   return 1;
 }
 
+
+/// Lua's pattern matcher backtracks in C, where no hook can stop it: "a-a-a-b" against
+/// 2000 bytes runs for hours. Patterns with two or more backtracking repetitions must have
+/// a worst-case number of tries within budget (about a second of matching).
+constexpr double kPatternBudget = 1e9;
+
+int backtracking_items(std::string_view p) {
+  int k = 0;
+  size_t i = 0;
+  while (i < p.size()) {
+    char c = p[i];
+    if (c == '%') {
+      if (i + 1 < p.size() && p[i + 1] == 'b') {
+        i += 4;  // %bxy: balanced match, no repetition of its own
+        continue;
+      }
+      if (i + 1 < p.size() && p[i + 1] == 'f') {
+        i += 2;  // %f[set]: a frontier, the set follows
+        continue;
+      }
+      i += 2;
+    } else if (c == '[') {
+      ++i;
+      if (i < p.size() && p[i] == '^') ++i;
+      if (i < p.size() && p[i] == ']') ++i;
+      while (i < p.size() && p[i] != ']') i += p[i] == '%' ? 2 : 1;
+      ++i;
+    } else {
+      ++i;
+    }
+    if (i < p.size() && (p[i] == '*' || p[i] == '+' || p[i] == '-')) {
+      ++k;
+      ++i;
+    }
+  }
+  return k;
+}
+
+/// Wraps string.find/match/gmatch/gsub (upvalue 1: the original function).
+int l_guarded_pattern(lua_State* L) {
+  size_t n = 0, m = 0;
+  const char* subject = lua_tolstring(L, 1, &n);
+  const char* pattern = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &m) : nullptr;
+  // find(s, p, init, true) matches plainly; upvalue 2 says whether this is find.
+  bool plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+  if (subject && pattern && !plain) {
+    std::string_view pat(pattern, m);
+    int k = backtracking_items(pat);
+    if (k >= 2) {
+      // k nested repetitions choose k split points: about n^k / k! tries per start position.
+      double cost = std::pow(static_cast<double>(n) + 1, k + (pat.starts_with("^") ? 0 : 1)) /
+                    std::tgamma(k + 1);
+      if (cost > kPatternBudget) {
+        return luaL_error(L,
+                          "pattern '%s' has %d backtracking repetitions: too costly for a %d-byte "
+                          "string (anchor it with ^, or split the work)",
+                          pattern, k, static_cast<int>(n));
+      }
+    }
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 }  // namespace
 
 int template_str(lua_State* L) {
@@ -400,6 +467,12 @@ int setup_sandbox(lua_State* L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
+  for (const char* fn : {"find", "match", "gmatch", "gsub"}) {
+    lua_getfield(L, -1, fn);
+    lua_pushboolean(L, std::string_view(fn) == "find");
+    lua_pushcclosure(L, l_guarded_pattern, 2);
+    lua_setfield(L, -2, fn);
+  }
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
   lua_pushboolean(L, 0);

@@ -325,6 +325,22 @@ TEST(Expr, EndlessLoopHitsTheDeadline) {
   EXPECT_EQ(run(e, "1 + 1"), json(2));  // the engine is usable afterwards
 }
 
+TEST(Expr, CatastrophicPatternsAreRefusedUpFront) {
+  ExprEngine e(ExprEngine::Limits{.time = Millis(200)});
+  auto start = Clock::now();
+  EXPECT_THAT(error_of(run(e, "string.rep('a', 2000):find('a-a-a-b')")),
+              HasSubstr("backtracking repetitions: too costly for a 2000-byte string"));
+  EXPECT_THAT(error_of(run(e, "('a'):rep(5000):match('.-.-.-x')")), HasSubstr("too costly"));
+  EXPECT_THAT(error_of(run_chunk(e, "for _ in ('a'):rep(5000):gmatch('a*a*a*b') do end")),
+              HasSubstr("too costly"));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(1));
+  // Ordinary patterns, plain finds and short subjects are untouched.
+  EXPECT_EQ(run(e, "('  silk-vtep  '):match('^%s*(.-)%s*$')"), json("silk-vtep"));
+  EXPECT_EQ(run(e, "string.rep('a', 2000):find('a-a-a-b', 1, true)"), json(nullptr));
+  EXPECT_EQ(run(e, "select(2, ('a,b,c'):gsub('[^,]+', '%0%0'))"), json(3));
+  EXPECT_EQ(run(e, "('4789 8472'):match('(%d+)%s+(%d+)')"), json("4789"));
+}
+
 TEST(Expr, InstructionBudget) {
   ExprEngine e(ExprEngine::Limits{.instructions = 100'000});
   EXPECT_THAT(error_of(run_chunk(e, "local n = 0 for i = 1, 1e9 do n = n + i end return n")),
