@@ -13,125 +13,12 @@
 #include <set>
 #include <sstream>
 
-#include "runner/expect.h"
-#include "runner/loader_yaml.h"
-#include "runner/params.h"
+#include "runner/loader_internal.h"
 #include "runner/sha256.h"
 
 namespace netplay {
 
-namespace {
-
-using yamlx::describe_node;
-using yamlx::pos_of;
-using yamlx::to_json;
-
-const std::vector<std::string> kTopKeys = {"apiVersion", "kind",  "metadata", "inputs",
-                                           "env",        "steps", "diagnosis"};
-const std::vector<std::string> kMetaKeys = {"name", "title", "description", "references"};
-const std::vector<std::string> kInputKeys = {"type", "default", "required", "description"};
-const std::vector<std::string> kStepKeys = {
-    "id",      "title",   "uses",        "netns",    "with",       "expect", "needs",  "when",
-    "timeout", "retries", "retry_delay", "severity", "background", "hooks",  "on_fail"};
-const std::vector<std::string> kCollectorKeys = {"uses", "with", "netns", "timeout", "title"};
-const std::vector<std::string> kHookKeys = {"before", "after"};
-const std::vector<std::string> kDiagnosisKeys = {"id", "when", "finding", "next", "references"};
-
-const std::regex& name_re() {
-  static const std::regex r("[a-z0-9-]+");
-  return r;
-}
-const std::regex& step_id_re() {
-  static const std::regex r("[a-z0-9_]+");
-  return r;
-}
-const std::regex& ident_re() {
-  static const std::regex r("[A-Za-z_][A-Za-z0-9_]*");
-  return r;
-}
-/// A hook given as a file name rather than Lua source ("checks/arp.lua").
-const std::regex& lua_file_re() {
-  static const std::regex r(R"([A-Za-z0-9_./-]+\.lua)");
-  return r;
-}
-
-std::string hint(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string s = did_you_mean(word, candidates);
-  return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
-}
-
-/// The scheduler hands `with` to finalize_params(), which coerces again; a duration in
-/// milliseconds would be read there as seconds, so checked durations stay text ("250ms").
-json durations_as_text(const ParamSpec& p, json v) {
-  auto text = [](json& d) {
-    if (d.is_number()) d = format_duration(Millis(d.get<double>()));
-  };
-  if (p.type == ValueType::kDuration) text(v);
-  if (p.type == ValueType::kList && p.item_type == ValueType::kDuration && v.is_array())
-    for (auto& item : v) text(item);
-  return v;
-}
-
-enum class Kind { kExpr, kTemplate, kChunk };
-
-struct PendingRefs {
-  Pos pos;
-  std::string field;
-  std::vector<std::string> steps;
-  std::string owner;  // the top-level step whose expression this is; empty in diagnosis
-};
-
-/// An ordering edge: `needs`, or a steps.X reference (which orders but does not skip).
-struct NeedEdge {
-  std::string id;
-  Pos pos;
-  bool is_ref = false;
-};
-
-class Loader {
- public:
-  explicit Loader(std::string file) : file_(std::move(file)) {
-    pb_.file = file_;
-    pb_.engine = std::make_shared<ExprEngine>();
-  }
-
-  std::expected<Playbook, std::vector<Diagnostic>> run(const std::string& text);
-
- private:
-  void err(Pos p, std::string msg) { diags_.push_back({file_, p, std::move(msg)}); }
-  void err(const YAML::Node& n, std::string msg) { err(pos_of(n), std::move(msg)); }
-
-  void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed);
-  std::optional<std::string> str(const YAML::Node& n, std::string_view field);
-  std::vector<std::pair<std::string, YAML::Node>> str_list(const YAML::Node& n,
-                                                           std::string_view field);
-  Expr compile(const YAML::Node& n, std::string_view field, Kind kind);
-  void templates_in(const YAML::Node& n, const json::json_pointer& ptr, const std::string& field,
-                    std::vector<TemplateSlot>& out);
-  std::optional<json> coerce_at(const YAML::Node& n, ValueType t, std::string_view field);
-
-  void load_top(const YAML::Node& root);
-  void load_metadata(const YAML::Node& n);
-  void load_inputs(const YAML::Node& n);
-  void load_env(const YAML::Node& n);
-  void load_steps(const YAML::Node& n);
-  bool load_step(const YAML::Node& n, StepDef& s, const std::string& parent, size_t index);
-  void load_with(const YAML::Node& n, StepDef& s, Pos fallback);
-  void load_expect(const YAML::Node& n, StepDef& s);
-  void load_hooks(const YAML::Node& n, StepDef& s);
-  void load_diagnosis(const YAML::Node& n);
-  void check_needs();
-  void check_refs();
-
-  std::string file_;
-  Playbook pb_;
-  std::vector<Diagnostic> diags_;
-  std::vector<PendingRefs> refs_;
-  std::map<std::string, Pos> step_ids_;
-  std::vector<std::string> step_id_order_;
-  std::map<std::string, std::vector<NeedEdge>> need_edges_;
-  std::string current_step_;  // owner of the expressions being compiled
-};
+namespace loader_detail {
 
 void Loader::check_keys(const YAML::Node& map, const std::vector<std::string>& allowed) {
   if (!map.IsMap()) return;
@@ -370,7 +257,7 @@ void Loader::load_inputs(const YAML::Node& n) {
           fmt::format("input name '{}' must be a Lua identifier ([A-Za-z_][A-Za-z0-9_]*)", d.name));
     if (pb_.find_input(d.name)) continue;  // duplicate key, reported by check_structure
     if (!v.IsMap()) {
-      err(v.IsNull() ? it->first : v,
+      err(v.IsNull() ? pos_of(it->first) : pos_of(v),
           fmt::format("{}: expected a map such as {{type: string, default: ...}}, got {}", where,
                       describe_node(v)));
       pb_.inputs.push_back(std::move(d));
@@ -433,215 +320,6 @@ void Loader::load_steps(const YAML::Node& n) {
     ++i;
   }
   current_step_.clear();
-}
-
-bool Loader::load_step(const YAML::Node& n, StepDef& s, const std::string& parent, size_t index) {
-  const bool collector = !parent.empty();
-  if (!n.IsMap()) {
-    err(n, fmt::format("{}: expected a map with {}uses, got {}",
-                       collector ? fmt::format("{}.on_fail.{}", parent, index)
-                                 : fmt::format("steps.{}", index),
-                       collector ? "" : "id and ", describe_node(n)));
-    return false;
-  }
-  s.pos = pos_of(n);
-  check_keys(n, collector ? kCollectorKeys : kStepKeys);
-
-  if (collector) {
-    s.id = fmt::format("{}.on_fail[{}]", parent, index);
-  } else if (const auto& v = n["id"]) {
-    if (auto id = str(v, "id")) {
-      s.id = *id;
-      if (!std::regex_match(*id, step_id_re()))
-        err(v, fmt::format("id: '{}' must match [a-z0-9_]+", *id));
-      auto [first, inserted] = step_ids_.emplace(*id, pos_of(v));
-      if (inserted)
-        step_id_order_.push_back(*id);
-      else
-        err(v, fmt::format("duplicate step id '{}' (first at line {})", *id, first->second.line));
-    }
-  } else {
-    err(n, "step has no id (id: a name such as check_vtep)");
-    s.id = fmt::format("steps[{}]", index);
-  }
-
-  if (const auto& v = n["title"]) s.title = str(v, "title").value_or("");
-
-  Pos uses_pos = s.pos;
-  if (const auto& v = n["uses"]) {
-    uses_pos = pos_of(v);
-    if (auto u = str(v, "uses")) {
-      s.uses = *u;
-      s.step = Registry::instance().find(*u);
-      if (!s.step)
-        err(v, fmt::format("unknown step '{}'{}", *u, hint(*u, Registry::instance().names())));
-    }
-  } else {
-    err(n, fmt::format("step '{}' has no uses (the step to run, e.g. uses: sysctl)", s.id));
-  }
-
-  if (const auto& v = n["netns"]) {
-    if (v.IsScalar() && ExprEngine::has_template(v.Scalar())) {
-      s.netns = v.Scalar();
-      s.netns_tmpl = compile(v, "netns", Kind::kTemplate);
-    } else if (auto c = coerce_at(v, ValueType::kNetns, "netns")) {
-      s.netns = c->get<std::string>();
-    }
-  }
-
-  load_with(n["with"], s, uses_pos);
-  if (!collector) load_expect(n["expect"], s);
-
-  if (const auto& v = n["needs"]) {
-    for (auto& [id, node] : str_list(v, "needs")) {
-      s.needs.push_back(id);
-      need_edges_[s.id].push_back({id, pos_of(node)});
-    }
-  }
-  if (const auto& v = n["when"]) s.when = compile(v, "when", Kind::kExpr);
-  if (const auto& v = n["timeout"]) {
-    if (auto c = coerce_at(v, ValueType::kDuration, "timeout")) {
-      if (c->get<double>() <= 0)
-        err(v, fmt::format("timeout: expected a positive duration, got {}", describe_node(v)));
-      else
-        s.timeout = Millis(c->get<double>());
-    }
-  }
-  if (const auto& v = n["retries"]) {
-    if (auto c = coerce_at(v, ValueType::kInt, "retries")) {
-      if (c->get<long long>() < 0)
-        err(v, fmt::format("retries: expected an integer >= 0, got {}", describe_node(v)));
-      else
-        s.retries = static_cast<int>(std::min<long long>(c->get<long long>(), 1000));
-    }
-  }
-  if (const auto& v = n["retry_delay"]) {
-    if (auto c = coerce_at(v, ValueType::kDuration, "retry_delay"))
-      s.retry_delay = Millis(c->get<double>());
-  }
-  if (const auto& v = n["severity"]) {
-    auto sev = str(v, "severity");
-    if (sev && *sev != "fail" && *sev != "warn")
-      err(v, fmt::format("severity: expected one of [fail, warn], got {}", describe_node(v)));
-    s.warn_only = sev && *sev == "warn";
-  }
-  if (const auto& v = n["background"]) {
-    if (auto c = coerce_at(v, ValueType::kBool, "background")) {
-      s.background = c->get<bool>();
-      if (s.background && s.step && !s.step->spec().supports_background)
-        err(v, fmt::format("background: step '{}' cannot run in the background", s.uses));
-    }
-  }
-  if (const auto& v = n["hooks"]) load_hooks(v, s);
-  if (const auto& v = n["on_fail"]) {
-    if (!v.IsSequence()) {
-      err(v, fmt::format("on_fail: expected a list of steps, got {}", describe_node(v)));
-    } else {
-      size_t i = 0;
-      for (const auto& item : v) {
-        StepDef c;
-        if (load_step(item, c, s.id, i)) s.on_fail.push_back(std::move(c));
-        ++i;
-      }
-    }
-  }
-  return true;
-}
-
-void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
-  const StepSpec* spec = s.step ? &s.step->spec() : nullptr;
-  if (n && !n.IsNull() && !n.IsMap()) {
-    err(n, fmt::format("with: expected a map of params, got {}", describe_node(n)));
-    return;
-  }
-  if (n && n.IsMap()) {
-    std::vector<std::string> names;
-    if (spec)
-      for (const auto& p : spec->params) names.push_back(p.name);
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      if (!it->first.IsScalar()) continue;
-      const std::string key = it->first.Scalar();
-      const YAML::Node& v = it->second;
-      const std::string where = "with." + key;
-      if (s.with.contains(key)) continue;  // duplicate, reported by check_structure
-      s.with_pos[key] = v.IsNull() ? pos_of(it->first) : pos_of(v);
-      std::vector<TemplateSlot> slots;
-      templates_in(v, json::json_pointer() / key, where, slots);
-      json value = to_json(v);
-      if (value.is_null()) continue;  // not given: the default applies
-      // An unquoted template was reported already; the value means nothing more.
-      if (spec && !yamlx::has_complex_key(v)) {
-        const ParamSpec* p = spec->param(key);
-        if (!p) {
-          err(it->first,
-              fmt::format("{}: unknown param of '{}'{}", where, spec->name, hint(key, names)));
-          continue;
-        }
-        auto c = check_param(*p, value, where, /*allow_templates=*/true);
-        if (c)
-          value = durations_as_text(*p, std::move(*c));
-        else
-          err(v, c.error());
-      }
-      s.with[key] = std::move(value);
-      for (auto& slot : slots) s.with_templates.push_back(std::move(slot));
-    }
-  }
-  if (!spec) return;
-  Pos at = n && n.IsMap() ? pos_of(n) : fallback;
-  for (const auto& p : spec->params) {
-    if (p.required && !s.with.contains(p.name))
-      err(at, fmt::format("with.{}: missing (required by '{}')", p.name, spec->name));
-  }
-  for (const auto& group : spec->one_of) {
-    bool any = std::any_of(group.begin(), group.end(), [&](const std::string& name) {
-      const ParamSpec* p = spec->param(name);
-      return s.with.contains(name) || (p && !p->default_value.is_null());
-    });
-    if (!any)
-      err(at,
-          fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec->name));
-  }
-}
-
-void Loader::load_expect(const YAML::Node& n, StepDef& s) {
-  if (!n || n.IsNull()) return;
-  if (!n.IsMap()) {
-    err(n, fmt::format("expect: expected a map of fact: value, got {}", describe_node(n)));
-    return;
-  }
-  const StepSpec* spec = s.step ? &s.step->spec() : nullptr;
-  std::vector<std::string> facts;
-  if (spec)
-    for (const auto& f : spec->facts) facts.push_back(f.name);
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    if (!it->first.IsScalar()) continue;
-    const std::string key = it->first.Scalar();
-    const YAML::Node& v = it->second;
-    const std::string where = "expect." + key;
-    if (s.expect.contains(key)) continue;
-    std::string top = key.substr(0, key.find('.'));
-    // Steps that declare no facts (e.g. Lua steps) report whatever they like.
-    if (spec && !facts.empty() && !spec->fact(top)) {
-      err(it->first,
-          fmt::format("{}: unknown fact of '{}'{}", where, spec->name, hint(top, facts)));
-    }
-    templates_in(v, json::json_pointer() / key, where, s.expect_templates);
-    json value = to_json(v);
-    if (yamlx::has_complex_key(v)) continue;
-    if (auto problem = check_expectation(value)) err(v, fmt::format("{}: {}", where, *problem));
-    s.expect[key] = std::move(value);
-  }
-}
-
-void Loader::load_hooks(const YAML::Node& n, StepDef& s) {
-  if (!n.IsMap()) {
-    err(n, fmt::format("hooks: expected a map with before and/or after, got {}", describe_node(n)));
-    return;
-  }
-  check_keys(n, kHookKeys);
-  if (const auto& v = n["before"]) s.hook_before = compile(v, "hooks.before", Kind::kChunk);
-  if (const auto& v = n["after"]) s.hook_after = compile(v, "hooks.after", Kind::kChunk);
 }
 
 void Loader::load_diagnosis(const YAML::Node& n) {
@@ -775,7 +453,9 @@ void Loader::check_refs() {
   }
 }
 
-}  // namespace
+}  // namespace loader_detail
+
+using loader_detail::Loader;
 
 std::expected<Playbook, std::vector<Diagnostic>> load_playbook_text(
     const std::string& text, const std::string& display_name) {
