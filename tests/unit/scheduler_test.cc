@@ -591,7 +591,8 @@ TEST(Scheduler, ProgressSeesEveryStep) {
   EXPECT_GE(progress.ticks, 1);
 }
 
-TEST(Scheduler, ManyStepsHaveTinyOverhead) {
+/// Correctness at scale only: the overhead figure is measured by tests/bench/runner_bench.py.
+TEST(Scheduler, FiveHundredStepsAllRunAndAreJudged) {
   Builder b;
   for (int i = 0; i < 500; ++i) {
     auto& s = b.step("s" + std::to_string(i), "test.facts", {{"facts", {{"v", i}}}});
@@ -599,10 +600,12 @@ TEST(Scheduler, ManyStepsHaveTinyOverhead) {
   }
   RunReport r = run(b.pb());
   EXPECT_EQ(r.status, Status::kPass);
-  EXPECT_EQ(r.steps.size(), 500u);
-  // Generous bound for a loaded 2-core CI machine; the target is well under 50 ms.
-  EXPECT_LT(r.duration_ms, 250) << r.duration_ms;
-  RecordProperty("duration_ms", std::to_string(r.duration_ms));
+  ASSERT_EQ(r.steps.size(), 500u);
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_EQ(r.steps[i].id, "s" + std::to_string(i));
+    ASSERT_EQ(r.steps[i].expectations.size(), 1u);
+    EXPECT_TRUE(r.steps[i].expectations[0].ok);
+  }
 }
 
 TEST(WorkerPool, ReusesThreads) {
