@@ -15,7 +15,22 @@
 namespace netplay {
 namespace {
 
-const std::string kCheckedIn = std::string(NETPLAY_TEST_DATA) + "/../schemas/playbook.schema.json";
+const std::string kCheckedIn = std::filesystem::weakly_canonical(std::string(NETPLAY_TEST_DATA) +
+                                                                 "/../schemas/playbook.schema.json")
+                                   .string();
+
+/// "line N: -old / +new" for the first line that differs, so the failure says what moved.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream x(a), y(b);
+  std::string la, lb;
+  for (int line = 1;; ++line) {
+    bool ga = static_cast<bool>(std::getline(x, la)), gb = static_cast<bool>(std::getline(y, lb));
+    if (!ga && !gb) return "no difference";
+    if (la != lb || ga != gb)
+      return "line " + std::to_string(line) + ":\n  checked in: " + (ga ? la : "<end>") +
+             "\n  generated:  " + (gb ? lb : "<end>");
+  }
+}
 
 TEST(Schema, CheckedInFileIsCurrent) {
   const std::string generated = playbook_schema().dump(2) + "\n";
@@ -30,7 +45,8 @@ TEST(Schema, CheckedInFileIsCurrent) {
   const auto fresh = std::filesystem::temp_directory_path() / "playbook.schema.json";
   std::ofstream(fresh) << generated;
   FAIL() << kCheckedIn << " is out of date with the step registry (steps were added or "
-         << "changed). Regenerate it with\n  netplay schema > schemas/playbook.schema.json\n"
+         << "changed); first difference at " << first_difference(current.str(), generated)
+         << "\nRegenerate it with\n  netplay schema > schemas/playbook.schema.json\n"
          << "or\n  cp " << fresh.string() << " " << kCheckedIn << "\n"
          << "or\n  NETPLAY_UPDATE_GOLDEN=1 "
          << "schema_test";
