@@ -6,10 +6,10 @@
 
 #include "runner/expr.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 #include "runner/expr_detail.h"
 #include "runner/expr_state.h"
@@ -81,7 +81,6 @@ std::expected<void, std::string> protect(State& im, lua_CFunction f, void* ud) {
   return out;
 }
 
-
 struct CompileArgs {
   std::string_view code;
   const char* chunk = kExprChunk;
@@ -152,10 +151,12 @@ struct ExprEngine::Impl : expr_detail::State {};
 ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.limits = limits;
-  im.time_msg = fmt::format("expression exceeded its time limit ({})", format_duration(limits.time));
-  im.instr_msg =
-      fmt::format("expression exceeded its instruction limit ({} instructions)", limits.instructions);
-  im.mem_msg = fmt::format("expression ran out of memory (limit {})", format_bytes(limits.memory_bytes));
+  im.time_msg =
+      fmt::format("expression exceeded its time limit ({})", format_duration(limits.time));
+  im.instr_msg = fmt::format("expression exceeded its instruction limit ({} instructions)",
+                             limits.instructions);
+  im.mem_msg =
+      fmt::format("expression ran out of memory (limit {})", format_bytes(limits.memory_bytes));
   if (const char* path = std::getenv("NETPLAY_LUA_PATH")) {
     std::string_view rest(path);
     while (!rest.empty()) {
@@ -175,7 +176,8 @@ ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
   }
   *static_cast<State**>(lua_getextraspace(im.L)) = &im;
   lua_sethook(im.L, limit_hook, LUA_MASKCOUNT | LUA_MASKCALL, kHookEvery);
-  if (auto ok = protect(im, setup_sandbox, nullptr); !ok) im.broken = "cannot set up Lua: " + ok.error();
+  if (auto ok = protect(im, setup_sandbox, nullptr); !ok)
+    im.broken = "cannot set up Lua: " + ok.error();
 }
 
 ExprEngine::~ExprEngine() {
@@ -191,9 +193,7 @@ std::expected<int, std::string> compile(State& im, CompileArgs args) {
   return static_cast<int>(im.compiled.size() - 1);
 }
 
-bool blank(std::string_view s) {
-  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
+bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
 /// Calls compiled function `id`; on success its first result is on top of the stack
 /// above `base`.
@@ -237,8 +237,8 @@ std::expected<int, std::string> ExprEngine::compile_template(std::string_view sr
     if (!body.empty()) body += " .. ";
     body += p.is_expr ? fmt::format("str(({}\n))", p.text) : expr_detail::lua_quote(p.text);
   }
-  return compile(*impl_,
-                 {fmt::format("local str = ...\nreturn function() return {} end", body), kExprChunk, true});
+  return compile(*impl_, {fmt::format("local str = ...\nreturn function() return {} end", body),
+                          kExprChunk, true});
 }
 
 std::expected<int, std::string> ExprEngine::compile_chunk(std::string_view src) {
@@ -249,13 +249,16 @@ bool ExprEngine::has_template(std::string_view s) { return s.find("{{") != std::
 
 std::vector<std::string> ExprEngine::step_refs(std::string_view src) { return refs(src, "steps"); }
 
-std::vector<std::string> ExprEngine::input_refs(std::string_view src) { return refs(src, "inputs"); }
+std::vector<std::string> ExprEngine::input_refs(std::string_view src) {
+  return refs(src, "inputs");
+}
 
 void ExprEngine::set_inputs(const json& inputs) {
   Impl& im = *impl_;
   if (!im.broken.empty()) return;
   SetArgs args{"inputs", &inputs};
-  if (auto ok = protect(im, l_set_global, &args); !ok) im.broken = "cannot load inputs: " + ok.error();
+  if (auto ok = protect(im, l_set_global, &args); !ok)
+    im.broken = "cannot load inputs: " + ok.error();
 }
 
 void ExprEngine::set_env(const json& env) {

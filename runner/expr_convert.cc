@@ -2,12 +2,12 @@
 /// to_json runs on the C++ side after a call returned, so it uses only Lua API functions
 /// that never raise (no lua_tolstring on numbers, no metamethods).
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "runner/expr_detail.h"
 
@@ -86,7 +86,11 @@ std::string to_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
     bool ok = len > 0 && i + len <= s.size();
     for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
     if (ok && len == 2) ok = c >= 0xC2;
@@ -141,13 +145,15 @@ std::expected<std::string, std::string> key_text(lua_State* L, int idx) {
     case LUA_TBOOLEAN:
       return std::string(lua_toboolean(L, idx) ? "true" : "false");
     default:
-      return std::unexpected(fmt::format("cannot use a {} as a key", lua_typename(L, lua_type(L, idx))));
+      return std::unexpected(
+          fmt::format("cannot use a {} as a key", lua_typename(L, lua_type(L, idx))));
   }
 }
 
 std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth) {
   if (depth > kMaxDepth) {
-    return std::unexpected(fmt::format("value nested too deeply (more than {} levels, a cycle?)", kMaxDepth));
+    return std::unexpected(
+        fmt::format("value nested too deeply (more than {} levels, a cycle?)", kMaxDepth));
   }
   if (!lua_checkstack(L, 4)) return std::unexpected("value nested too deeply");
   idx = lua_absindex(L, idx);

@@ -3,11 +3,10 @@
 /// json and Lua values, and the text scanners (templates, references, quoting).
 
 #include <expected>
+#include <lua.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <lua.hpp>
 
 #include "runner/types.h"
 

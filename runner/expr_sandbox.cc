@@ -3,12 +3,12 @@
 /// These run on Lua's stack: a raised error is a longjmp, so C++ objects with destructors
 /// are kept out of the paths that can raise (or, at worst, leak on a memory error).
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "runner/expr_detail.h"
 #include "runner/expr_state.h"
@@ -250,7 +250,8 @@ std::expected<std::string, std::string> read_module(const State& im, std::string
         std::ifstream in(path, std::ios::binary);
         std::ostringstream text;
         text << in.rdbuf();
-        if (!in) return std::unexpected(fmt::format("cannot read module '{}' ({})", name, path.string()));
+        if (!in)
+          return std::unexpected(fmt::format("cannot read module '{}' ({})", name, path.string()));
         return std::move(text).str();
       }
       searched += searched.empty() ? "" : ", ";
@@ -317,7 +318,6 @@ int l_global_index(lua_State* L) {
   lua_rawset(L, 1);
   return 1;
 }
-
 
 /// Lua's pattern matcher backtracks in C, where no hook can stop it: "a-a-a-b" against
 /// 2000 bytes runs for hours. Patterns with two or more backtracking repetitions must have
@@ -425,8 +425,8 @@ int template_str(lua_State* L) {
 
 namespace {
 
-constexpr const char* kBaseNames[] = {"assert", "error",    "ipairs",   "next",  "pairs",
-                                      "select", "tonumber", "tostring", "type",  "rawequal",
+constexpr const char* kBaseNames[] = {"assert", "error",    "ipairs",       "next",    "pairs",
+                                      "select", "tonumber", "tostring",     "type",    "rawequal",
                                       "rawlen", "rawget",   "getmetatable", "_VERSION"};
 constexpr const char* kLibNames[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
                                      LUA_UTF8LIBNAME};

@@ -2,10 +2,10 @@
 /// know just enough of Lua's lexical rules (strings, long brackets, comments) to not be
 /// fooled by text inside a string literal.
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <fmt/format.h>
 
 #include "runner/expr_detail.h"
 

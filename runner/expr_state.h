@@ -3,20 +3,19 @@
 /// Lua reach it through the lua_State's extra space.
 
 #include <filesystem>
+#include <lua.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include <lua.hpp>
-
 #include "runner/expr.h"
 
 namespace netplay::expr_detail {
 
-inline constexpr int kHookEvery = 1000;                  // instructions between limit checks
-inline constexpr size_t kCheckedAllocBytes = 64 << 10;   // allocations that check the deadline
-inline constexpr char kLoadedKey[] = "netplay.loaded";   // registry: modules already required
+inline constexpr int kHookEvery = 1000;                 // instructions between limit checks
+inline constexpr size_t kCheckedAllocBytes = 64 << 10;  // allocations that check the deadline
+inline constexpr char kLoadedKey[] = "netplay.loaded";  // registry: modules already required
 
 struct StringHash {
   using is_transparent = void;

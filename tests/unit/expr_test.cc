@@ -1,12 +1,12 @@
 #include "runner/expr.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace netplay {
 namespace {
@@ -68,8 +68,12 @@ TEST(Expr, CompileOnceEvaluateMany) {
 
 TEST(Expr, EvalBoolUsesLuaTruthiness) {
   ExprEngine e;
-  for (auto [src, want] : {std::pair{"0", true}, {"''", true}, {"nil", false}, {"false", false},
-                           {"1 > 2", false}, {"{}", true}}) {
+  for (auto [src, want] : {std::pair{"0", true},
+                           {"''", true},
+                           {"nil", false},
+                           {"false", false},
+                           {"1 > 2", false},
+                           {"{}", true}}) {
     auto id = e.compile_expr(src);
     ASSERT_TRUE(id) << src;
     auto b = e.eval_bool(*id);
@@ -93,7 +97,8 @@ TEST(Expr, ArraysKeepNullsAndPositions) {
 TEST(Expr, ValuesThatCannotBeConverted) {
   ExprEngine e;
   EXPECT_EQ(error_of(run(e, "print or function() end")), "cannot convert a function to a value");
-  EXPECT_THAT(error_of(run_chunk(e, "local t = {} t.t = t return t")), HasSubstr("nested too deeply"));
+  EXPECT_THAT(error_of(run_chunk(e, "local t = {} t.t = t return t")),
+              HasSubstr("nested too deeply"));
   auto bad = run(e, "'\\255ok'");  // invalid UTF-8 must not poison later json dumps
   ASSERT_TRUE(bad);
   EXPECT_NO_THROW((void)bad->dump());
@@ -170,9 +175,10 @@ TEST(Expr, ChunksReturnTheirFirstValue) {
 }
 
 TEST(Expr, StepRefsFindAllForms) {
-  EXPECT_EQ(ExprEngine::step_refs(
-                R"(steps.a.status == 'pass' and steps["b"].facts.x > 0 or steps [ 'c' ] or steps.a)"),
-            (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(
+      ExprEngine::step_refs(
+          R"(steps.a.status == 'pass' and steps["b"].facts.x > 0 or steps [ 'c' ] or steps.a)"),
+      (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(ExprEngine::step_refs("steps . spaced"), (std::vector<std::string>{"spaced"}));
   EXPECT_EQ(ExprEngine::step_refs("'..'..steps.cat"), (std::vector<std::string>{"cat"}));
 }
@@ -180,7 +186,8 @@ TEST(Expr, StepRefsFindAllForms) {
 TEST(Expr, StepRefsSkipStringsCommentsAndFields) {
   EXPECT_TRUE(ExprEngine::step_refs("'steps.a' .. \"steps.b\" .. [[steps.c]] -- steps.d").empty());
   EXPECT_TRUE(ExprEngine::step_refs("--[==[ steps.e ]==] x.steps.f  mysteps.g").empty());
-  EXPECT_EQ(ExprEngine::step_refs("--[[ steps.e ]] steps.real"), (std::vector<std::string>{"real"}));
+  EXPECT_EQ(ExprEngine::step_refs("--[[ steps.e ]] steps.real"),
+            (std::vector<std::string>{"real"}));
   // In a template only the expressions count; the apostrophe in the text is not Lua.
   EXPECT_EQ(ExprEngine::step_refs("it's {{ steps.vtep.facts.dstport }}, see steps.other"),
             (std::vector<std::string>{"vtep"}));
@@ -232,15 +239,19 @@ TEST(Expr, PairsOverStepsFollowsArrivalOrder) {
   e.set_step_result("b", Status::kPass, "", json::object());
   e.set_step_result("a", Status::kFail, "", json::object());
   e.set_step_result("b", Status::kWarn, "", json::object());  // a retry keeps its place
-  EXPECT_EQ(run_chunk(e, "local out = {} for id, s in pairs(steps) do out[#out + 1] = id .. '=' .. s.status end "
-                         "return table.concat(out, ',')"),
-            json("b=warn,a=fail"));
+  EXPECT_EQ(
+      run_chunk(
+          e,
+          "local out = {} for id, s in pairs(steps) do out[#out + 1] = id .. '=' .. s.status end "
+          "return table.concat(out, ',')"),
+      json("b=warn,a=fail"));
 }
 
 TEST(Expr, ScriptsCannotReplaceWhatNetplayProvides) {
   ExprEngine e;
   e.set_inputs(json{{"a", 1}});
-  for (const char* src : {"inputs = {}", "steps = nil", "netplay = 1", "string = nil", "net = 1", "_G.env = 2"}) {
+  for (const char* src :
+       {"inputs = {}", "steps = nil", "netplay = 1", "string = nil", "net = 1", "_G.env = 2"}) {
     EXPECT_THAT(error_of(run_chunk(e, src)), HasSubstr("provided by netplay")) << src;
   }
   EXPECT_EQ(run(e, "inputs.a"), json(1));
@@ -259,15 +270,16 @@ TEST(Expr, EnvHoldsOnlyWhatWasGiven) {
 
 TEST(Expr, SandboxHasNoEscapeHatches) {
   ExprEngine e;
-  for (const char* name : {"io", "os", "load", "loadfile", "dofile", "loadstring", "debug", "package",
-                           "collectgarbage", "print", "coroutine", "string.dump", "('').dump",
-                           "_G.io", "_G.os", "rawset"}) {
+  for (const char* name : {"io", "os", "load", "loadfile", "dofile", "loadstring", "debug",
+                           "package", "collectgarbage", "print", "coroutine", "string.dump",
+                           "('').dump", "_G.io", "_G.os", "rawset"}) {
     EXPECT_EQ(run(e, name), json(nullptr)) << name;
   }
   EXPECT_EQ(run(e, "getmetatable('')"), json(false));
   EXPECT_EQ(run(e, "getmetatable(steps)"), json(false));
   EXPECT_THAT(error_of(run(e, "os.execute('true')")), HasSubstr("attempt to index a nil value"));
-  EXPECT_THAT(error_of(run(e, "io.open('/etc/passwd')")), HasSubstr("attempt to index a nil value"));
+  EXPECT_THAT(error_of(run(e, "io.open('/etc/passwd')")),
+              HasSubstr("attempt to index a nil value"));
   EXPECT_THAT(error_of(run_chunk(e, "setmetatable({}, {__gc = function() end})")),
               HasSubstr("__gc metamethods are not allowed"));
   // Globals a hook sets stay in the sandbox; the real globals are never reachable.
@@ -284,7 +296,8 @@ TEST(Expr, RequireLoadsOnlyFromTheLibrary) {
 }
 
 TEST(Expr, LuaPathEnvironmentVariableAddsLibraryDirectories) {
-  auto dir = std::filesystem::temp_directory_path() / ("netplay-expr-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("netplay-expr-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "site");
   std::ofstream(dir / "site" / "extra.lua") << "helper = 1\nreturn {answer = 42, h = helper}\n";
   std::ofstream(dir / "binary.lua") << "\x1bLua\x54";
@@ -308,12 +321,12 @@ TEST(Expr, BytecodeIsRejected) {
 
 TEST(Expr, EndlessLoopHitsTheDeadline) {
   ExprEngine e(ExprEngine::Limits{.instructions = 1LL << 60, .time = Millis(200)});
-  for (const char* src : {"while true do end",
-                          "while true do pcall(function() while true do end end) end",
-                          "local f f = function() return pcall(f) end while true do f() end",
-                          // Few instructions, much work inside C functions:
-                          "while true do local s = string.rep('x', 1e7) end",
-                          "local t = {} for i = 1, 2e5 do t[i] = -i end while true do table.sort(t) end"}) {
+  for (const char* src :
+       {"while true do end", "while true do pcall(function() while true do end end) end",
+        "local f f = function() return pcall(f) end while true do f() end",
+        // Few instructions, much work inside C functions:
+        "while true do local s = string.rep('x', 1e7) end",
+        "local t = {} for i = 1, 2e5 do t[i] = -i end while true do table.sort(t) end"}) {
     auto id = e.compile_chunk(src);
     ASSERT_TRUE(id);
     auto start = Clock::now();
@@ -349,9 +362,10 @@ TEST(Expr, InstructionBudget) {
 }
 
 TEST(Expr, MemoryBombsFailWithoutCrashing) {
-  ExprEngine e(ExprEngine::Limits{.instructions = 1LL << 60, .memory_bytes = 16u << 20,
-                                  .time = Millis(10'000)});
-  EXPECT_EQ(error_of(run(e, "string.rep('x', 1 << 30)")), "expression ran out of memory (limit 16 MiB)");
+  ExprEngine e(ExprEngine::Limits{
+      .instructions = 1LL << 60, .memory_bytes = 16u << 20, .time = Millis(10'000)});
+  EXPECT_EQ(error_of(run(e, "string.rep('x', 1 << 30)")),
+            "expression ran out of memory (limit 16 MiB)");
   EXPECT_EQ(error_of(run_chunk(e, "local t = {} for i = 1, 1e9 do t[i] = i end")),
             "expression ran out of memory (limit 16 MiB)");
   EXPECT_EQ(error_of(run_chunk(e, "local s = 'x' while true do s = s .. s end")),
@@ -385,11 +399,14 @@ TEST(Expr, NetHelpers) {
   EXPECT_EQ(run(e, "net.in_cidr('10.254.211.40', '10.255.0.0/16')"), json(false));
   EXPECT_EQ(run(e, "net.in_cidr('fe80::1', 'fe80::/10')"), json(true));
   EXPECT_EQ(run(e, "net.in_cidr('10.0.0.1', 'fe80::/10')"), json(false));
-  EXPECT_EQ(run(e, "{net.is_ip('10.1.2.3'), net.is_ip('::1'), net.is_ip('10.1.2'), net.is_ip('1.2.3.256')}"),
-            json::parse("[true, true, false, false]"));
+  EXPECT_EQ(
+      run(e,
+          "{net.is_ip('10.1.2.3'), net.is_ip('::1'), net.is_ip('10.1.2'), net.is_ip('1.2.3.256')}"),
+      json::parse("[true, true, false, false]"));
   EXPECT_EQ(error_of(run(e, "net.silk_host_iface('10.1')")),
             "net.silk_host_iface: invalid IPv4 address \"10.1\"");
-  EXPECT_THAT(error_of(run(e, "net.in_cidr('10.0.0.1', '10.0.0.0/33')")), HasSubstr("invalid CIDR"));
+  EXPECT_THAT(error_of(run(e, "net.in_cidr('10.0.0.1', '10.0.0.0/33')")),
+              HasSubstr("invalid CIDR"));
 }
 
 TEST(Expr, TrivialEvaluationIsCheap) {
@@ -420,10 +437,10 @@ TEST(Expr, RecordingStepResultsIsCheap) {
 
 TEST(Expr, ArbitraryTextNeverCrashesTheScannersOrTheEngine) {
   // Deterministic token soup: every outcome is a value or an error, never a crash or hang.
-  static constexpr const char* kTokens[] = {"{{", "}}", "{", "}", "'", "\"", "[[", "]]", "[=[",
-                                            "--", "steps", "inputs", ".", "..", "[", "]", "(",
-                                            ")", "x", "1", " ", "\\", "\n", "=", "==", "net",
-                                            ":", "#", "nil", "or", "and", "not", ",", "%"};
+  static constexpr const char* kTokens[] = {
+      "{{", "}}",  "{", "}", "'",   "\"", "[[",  "]]",  "[=[", "--", "steps", "inputs",
+      ".",  "..",  "[", "]", "(",   ")",  "x",   "1",   " ",   "\\", "\n",    "=",
+      "==", "net", ":", "#", "nil", "or", "and", "not", ",",   "%"};
   ExprEngine e(ExprEngine::Limits{.time = Millis(100)});
   e.set_inputs(json{{"x", 1}});
   e.set_step_result("x", Status::kPass, "", json{{"x", {1, 2}}});
