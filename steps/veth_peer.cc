@@ -1,6 +1,7 @@
 /// veth.peer: which interface, in which namespace, is the other end of a veth; or every
 /// veth pair of the node at once.
 
+#include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
@@ -8,7 +9,6 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <linux/if_link.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
@@ -130,8 +130,7 @@ class VethPeerStep : public Step {
     } else {
       out.facts["peer_netnsid"] = *f.peer_netnsid;
       auto found = find_by_nsid(*sock, *f.peer_netnsid, self->inode);
-      if (!found) return with_error(std::move(out), found.error());
-      if (!*found) {
+      if (!found) {
         return with_error(
             std::move(out),
             fmt::format("{}'s peer is ifindex {} in the namespace known here as netnsid {}, "
@@ -139,7 +138,7 @@ class VethPeerStep : public Step {
                         "/proc/*/ns/net",
                         f.name, f.peer_index, *f.peer_netnsid));
       }
-      where = **found;
+      where = std::move(*found);
     }
 
     std::optional<nl::Socket> peer_sock;
@@ -190,8 +189,8 @@ class VethPeerStep : public Step {
   }
 
   /// The namespace the observer knows as `nsid`, among all the node's namespaces.
-  static std::expected<std::optional<netns::Namespace>, std::string> find_by_nsid(
-      nl::Socket& observer, int nsid, unsigned long self_inode) {
+  static std::optional<netns::Namespace> find_by_nsid(nl::Socket& observer, int nsid,
+                                                      unsigned long self_inode) {
     for (auto& ns : netns::scan()) {
       if (ns.inode == self_inode) continue;
       auto id = netns::netnsid_of(observer, ns.path);
