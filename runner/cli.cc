@@ -3,10 +3,10 @@
 
 #include "runner/cli.h"
 
-#include <algorithm>
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
+#include <algorithm>
 
 #include "netplay_version.h"
 #include "runner/cli_internal.h"
@@ -120,8 +120,8 @@ std::expected<OutputTarget, std::string> parse_output_target(std::string_view sp
   if (eq != std::string_view::npos) {
     t.path = std::string(spec.substr(eq + 1));
     if (t.path.empty())
-      return std::unexpected(fmt::format("'{}': missing file name after '=' (use {} for stdout)",
-                                         spec, fmt_name));
+      return std::unexpected(
+          fmt::format("'{}': missing file name after '=' (use {} for stdout)", spec, fmt_name));
     if (t.path == "-") t.path.clear();
   }
   return t;
@@ -179,9 +179,10 @@ std::string describe_step(const StepSpec& s) {
 
 int run_cli(int argc, const char* const* argv, const CliIo& io) {
   using cli::put;
-  CLI::App app{"Runs declarative network troubleshooting playbooks and reports a verdict, "
-               "the evidence and a diagnosis.",
-               "netplay"};
+  CLI::App app{
+      "Runs declarative network troubleshooting playbooks and reports a verdict, "
+      "the evidence and a diagnosis.",
+      "netplay"};
   app.set_version_flag("--version", "netplay " NETPLAY_VERSION);
   app.require_subcommand(1);
   app.fallthrough(false);
@@ -199,7 +200,8 @@ int run_cli(int argc, const char* const* argv, const CliIo& io) {
   run->add_option("--only", ra.only, "Run only these step ids (and what they need)")
       ->delimiter(',')
       ->type_name("ID,...");
-  run->add_option("--jobs,-j", ra.jobs, "Steps run concurrently, 1..64 (default 4)")->type_name("N");
+  run->add_option("--jobs,-j", ra.jobs, "Steps run concurrently, 1..64 (default 4)")
+      ->type_name("N");
   run->add_option("--timeout", ra.timeout, "Global deadline for the whole run, e.g. 30s, 2m")
       ->type_name("DURATION");
   run->add_flag("--fail-fast", ra.fail_fast, "Start no new step after the first failure");

@@ -1,5 +1,6 @@
 /// `netplay run`, signals, and main()'s catch-all.
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "runner/cli.h"
 #include "runner/cli_internal.h"
@@ -89,8 +88,9 @@ int run_command(const RunArgs& a, const CliIo& io) {
 
   {
     std::ifstream probe(a.playbook);
-    if (!probe) return usage_error(io, fmt::format("{}: cannot read playbook: {}", a.playbook,
-                                                   std::strerror(errno)));
+    if (!probe)
+      return usage_error(
+          io, fmt::format("{}: cannot read playbook: {}", a.playbook, std::strerror(errno)));
   }
   auto pb = load_playbook(a.playbook);
   if (!pb) {
@@ -107,8 +107,9 @@ int run_command(const RunArgs& a, const CliIo& io) {
     std::vector<std::string> ids;
     for (const auto& s : pb->steps) ids.push_back(s.id);
     std::string near = did_you_mean(id, ids);
-    return usage_error(io, fmt::format("--only: no step '{}' in {}{}", id, a.playbook,
-                                       near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+    return usage_error(io,
+                       fmt::format("--only: no step '{}' in {}{}", id, a.playbook,
+                                   near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
   }
 
   RunOptions opts;
@@ -169,7 +170,8 @@ extern "C" void on_interrupt(int) {
   int saved = errno;
   g_interrupt.store(true);
   if (g_signals.fetch_add(1) == 0) {
-    write_stderr("\nnetplay: interrupted; stopping steps and writing the reports (again to abort)\n");
+    write_stderr(
+        "\nnetplay: interrupted; stopping steps and writing the reports (again to abort)\n");
   } else {
     write_stderr("\nnetplay: aborted\n");
     kill_all_children();

@@ -125,15 +125,18 @@ std::string render_junit(const RunReport& r) {
                            text("warning: " + step_body(s)));
         break;
       case Status::kSkip:
-        out += fmt::format(">\n      <skipped message=\"{}\"/>\n    </testcase>\n", attr(s.message));
+        out +=
+            fmt::format(">\n      <skipped message=\"{}\"/>\n    </testcase>\n", attr(s.message));
         break;
       case Status::kFail:
-        out += fmt::format(">\n      <failure message=\"{}\" type=\"fail\">{}</failure>\n    </testcase>\n",
-                           attr(s.message), text(step_body(s)));
+        out += fmt::format(
+            ">\n      <failure message=\"{}\" type=\"fail\">{}</failure>\n    </testcase>\n",
+            attr(s.message), text(step_body(s)));
         break;
       case Status::kError:
-        out += fmt::format(">\n      <error message=\"{}\" type=\"error\">{}</error>\n    </testcase>\n",
-                           attr(s.message), text(step_body(s)));
+        out += fmt::format(
+            ">\n      <error message=\"{}\" type=\"error\">{}</error>\n    </testcase>\n",
+            attr(s.message), text(step_body(s)));
         break;
     }
   }

@@ -13,10 +13,14 @@ std::string cell(std::string_view raw) {
   std::string s = valid_utf8(raw);
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
-    else if (c == '\n') out += "<br>";
-    else if (c == '\r') continue;
-    else out += c;
+    if (c == '|')
+      out += "\\|";
+    else if (c == '\n')
+      out += "<br>";
+    else if (c == '\r')
+      continue;
+    else
+      out += c;
   }
   return out;
 }
@@ -57,7 +61,8 @@ std::string render_markdown(const RunReport& r) {
   out += fmt::format("- netplay {}\n", cell(r.version));
   if (r.inputs.is_object() && !r.inputs.empty()) {
     out += "- Inputs:";
-    for (const auto& [k, v] : r.inputs.items()) out += fmt::format(" `{}={}`", k, cell(fact_text(v)));
+    for (const auto& [k, v] : r.inputs.items())
+      out += fmt::format(" `{}={}`", k, cell(fact_text(v)));
     out += "\n";
   }
   if (r.interrupted) out += "- **Interrupted**: the results below are partial.\n";

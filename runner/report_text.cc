@@ -2,13 +2,12 @@
 /// Findings first (the diagnosis is the answer), then one row per step, then one verdict
 /// line. Color only through ANSI codes and only when asked for.
 
+#include <fmt/format.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-
-#include <fmt/format.h>
 
 #include "runner/reporters_internal.h"
 
@@ -62,8 +61,10 @@ std::string printable(std::string_view raw) {
   out.reserve(s.size());
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t') || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += ch;
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += ch;
   }
   return out;
 }
@@ -85,7 +86,8 @@ void findings_block(std::string& out, const RunReport& r, bool color) {
 }
 
 void details(std::string& out, const StepResult& s, bool verbose, const std::string& indent) {
-  bool problem = s.status == Status::kFail || s.status == Status::kError || s.status == Status::kWarn;
+  bool problem =
+      s.status == Status::kFail || s.status == Status::kError || s.status == Status::kWarn;
   auto nl = s.message.find('\n');
   if (nl != std::string::npos) {
     std::string rest = s.message.substr(nl + 1);
@@ -99,7 +101,9 @@ void details(std::string& out, const StepResult& s, bool verbose, const std::str
   }
   if (problem) {
     for (const auto& e : s.expectations)
-      if (!e.ok) out += fmt::format("{}unmet: {}\n", indent, printable(e.message.empty() ? e.fact : e.message));
+      if (!e.ok)
+        out +=
+            fmt::format("{}unmet: {}\n", indent, printable(e.message.empty() ? e.fact : e.message));
     for (const auto& ev : s.evidence) out += fmt::format("{}| {}\n", indent, printable(ev));
   }
   if ((problem || verbose) && s.facts.is_object() && !s.facts.empty()) {
@@ -116,7 +120,8 @@ std::string render_text(const RunReport& r, const RenderOptions& opts) {
   if (!opts.quiet) {
     std::string title = r.playbook_title.empty() ? "" : " - " + printable(r.playbook_title);
     out += fmt::format("playbook {}{}\n", printable(r.playbook_name), title);
-    if (r.interrupted) out += paint(color, "\033[1;33m", "interrupted: the results are partial") + "\n";
+    if (r.interrupted)
+      out += paint(color, "\033[1;33m", "interrupted: the results are partial") + "\n";
     out += "\n";
   }
   findings_block(out, r, color);
@@ -129,7 +134,8 @@ std::string render_text(const RunReport& r, const RenderOptions& opts) {
       durations.push_back(format_ms(s.duration_ms));
       dw = std::max(dw, durations.back().size());
     }
-    out += fmt::format("{:<6}  {:<{}}  {:>{}}  {}\n", "STATUS", "STEP", idw, "DURATION", dw, "MESSAGE");
+    out += fmt::format("{:<6}  {:<{}}  {:>{}}  {}\n", "STATUS", "STEP", idw, "DURATION", dw,
+                       "MESSAGE");
     std::string indent(8, ' ');
     for (size_t i = 0; i < r.steps.size(); ++i) {
       const auto& s = r.steps[i];
@@ -156,8 +162,9 @@ class PlainProgress : public Progress {
   PlainProgress(std::FILE* out, bool color) : out_(out), color_(color) {}
   void on_start(const StepDef&, const std::string&) override {}
   void on_finish(const StepResult& r) override {
-    std::string line = fmt::format("[{}] {}  {}", paint(color_, status_color(r.status), to_string(r.status)),
-                                   printable(r.id), format_ms(r.duration_ms));
+    std::string line =
+        fmt::format("[{}] {}  {}", paint(color_, status_color(r.status), to_string(r.status)),
+                    printable(r.id), format_ms(r.duration_ms));
     if (!r.message.empty()) line += "  " + first_line(r.message);
     std::fputs((line + "\n").c_str(), out_);
     std::fflush(out_);

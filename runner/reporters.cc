@@ -1,14 +1,13 @@
 #include "runner/reporters.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "runner/reporters_internal.h"
 

@@ -1,5 +1,7 @@
 #include "runner/cli.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,9 +9,6 @@
 #include <fstream>
 #include <sstream>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "netplay_version.h"
 
@@ -68,8 +67,8 @@ void expect_usage_error(const Outcome& o, const std::string& needle) {
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("np-cli-unit-" + std::to_string(::getpid()) + "-" +
-                                         std::to_string(counter_++));
+    path_ = fs::temp_directory_path() /
+            ("np-cli-unit-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -119,9 +118,15 @@ TEST(Describe, EverySpecPartIsShown) {
       .name = "demo.step",
       .summary = "One line",
       .description = "A paragraph.",
-      .params = {{.name = "mode", .type = ValueType::kString, .doc = "How",
-                  .default_value = "fast", .choices = {"fast", "slow"}},
-                 {.name = "hosts", .type = ValueType::kList, .doc = "Targets", .required = true,
+      .params = {{.name = "mode",
+                  .type = ValueType::kString,
+                  .doc = "How",
+                  .default_value = "fast",
+                  .choices = {"fast", "slow"}},
+                 {.name = "hosts",
+                  .type = ValueType::kList,
+                  .doc = "Targets",
+                  .required = true,
                   .item_type = ValueType::kIp}},
       .facts = {{"count", "int", "How many"}},
       .one_of = {{"hosts", "mode"}},
@@ -169,13 +174,16 @@ TEST(Cli, UsageErrorsAreOneLine) {
   expect_usage_error(cli({}), "a command is required");
   expect_usage_error(cli({"rnu"}), "unknown command 'rnu' (did you mean 'run'?)");
   expect_usage_error(cli({"run"}), "PLAYBOOK is required");
-  expect_usage_error(cli({"run", pb, "--jobs", "x"}), "--jobs: expected an integer from 1 to 64, got 'x'");
+  expect_usage_error(cli({"run", pb, "--jobs", "x"}),
+                     "--jobs: expected an integer from 1 to 64, got 'x'");
   expect_usage_error(cli({"run", pb, "--jobs", "65"}), "--jobs");
   expect_usage_error(cli({"run", pb, "--jobs", "2x"}), "got '2x'");
   expect_usage_error(cli({"run", pb, "--timeout", "soon"}), "--timeout: ");
   expect_usage_error(cli({"run", pb, "--output", "yaml"}), "--output: unknown format 'yaml'");
-  expect_usage_error(cli({"run", pb, "--output", "json=" + dir.path("no/r.json")}), "does not exist");
-  expect_usage_error(cli({"run", pb, "--set", "novalue"}), "--set: expected NAME=VALUE, got 'novalue'");
+  expect_usage_error(cli({"run", pb, "--output", "json=" + dir.path("no/r.json")}),
+                     "does not exist");
+  expect_usage_error(cli({"run", pb, "--set", "novalue"}),
+                     "--set: expected NAME=VALUE, got 'novalue'");
   expect_usage_error(cli({"run", pb, "--set", "x=1"}), "--set x=1: unknown input");
   expect_usage_error(cli({"run", pb, "--only", "nope"}), "--only: no step 'nope'");
   expect_usage_error(cli({"run", pb, "--frob"}), "unknown option '--frob'");
@@ -185,9 +193,10 @@ TEST(Cli, UsageErrorsAreOneLine) {
 TEST(Cli, ValidateReportsEveryFile) {
   TempDir dir;
   std::string good = dir.file("good.yaml", kHostPlaybook);
-  std::string bad = dir.file("bad.yaml",
-                             "apiVersion: netplay/v1\nkind: Playbook\nmetadata: {name: b}\nsteps:\n"
-                             "  - {id: a, uses: sysctll}\n  - {id: b, uses: sysctl, with: {kye: x}}\n");
+  std::string bad =
+      dir.file("bad.yaml",
+               "apiVersion: netplay/v1\nkind: Playbook\nmetadata: {name: b}\nsteps:\n"
+               "  - {id: a, uses: sysctll}\n  - {id: b, uses: sysctl, with: {kye: x}}\n");
   auto o = cli({"validate", good, bad});
   EXPECT_EQ(o.rc, 2);
   EXPECT_EQ(o.out, good + ": ok (1 step)\n");
@@ -244,7 +253,7 @@ TEST(Cli, VerboseAndColor) {
   auto v = cli({"run", pb, "-v"});
   EXPECT_EQ(v.rc, 0);
   EXPECT_THAT(v.out, HasSubstr("        value: Linux\n"));  // facts of a passing step
-  EXPECT_THAT(v.out, Not(HasSubstr("\033[")));           // not a terminal: no color
+  EXPECT_THAT(v.out, Not(HasSubstr("\033[")));              // not a terminal: no color
   auto tty = cli({"run", pb}, nullptr, /*tty=*/true);
   EXPECT_THAT(tty.out, HasSubstr("\033[32mpass\033[0m"));
   EXPECT_THAT(tty.out, HasSubstr("\r\033[J"));  // live progress erased before the report

@@ -1,5 +1,7 @@
 #include "runner/reporters.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,9 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace netplay {
 namespace {
@@ -49,7 +48,8 @@ RunReport sample_report() {
   fail.status = Status::kFail;
   fail.message = "dstport: expected 4789, got 8472";
   fail.facts = json{{"dstport", 8472}, {"gbp", true}};
-  fail.expectations.push_back({"dstport", "eq", 4789, 8472, false, "dstport: expected 4789, got 8472"});
+  fail.expectations.push_back(
+      {"dstport", "eq", 4789, 8472, false, "dstport: expected 4789, got 8472"});
   fail.expectations.push_back({"gbp", "eq", true, true, true, ""});
   fail.evidence = {"link <silk-vtep> & \"dstport\" 'x'", std::string("bell\x01here\x1b[0m"),
                    std::string("bad utf8 \xff\xfe end")};
@@ -79,7 +79,8 @@ RunReport sample_report() {
   err.attempts = 1;
 
   r.steps = {pass, fail, warn, skip, err};
-  r.findings.push_back({"vtep-port-mismatch", "The VTEP uses UDP 8472 | not 4789",
+  r.findings.push_back({"vtep-port-mismatch",
+                        "The VTEP uses UDP 8472 | not 4789",
                         {"Set vtep_port to 8472", "Check the NSX settings"},
                         {"https://example.org/silk"}});
   r.status = r.overall();
@@ -170,7 +171,9 @@ TEST(JunitReport, CountsAndCases) {
   EXPECT_THAT(x, HasSubstr("<error message=\"cannot enter netns &apos;nosuch&apos;"));
   EXPECT_THAT(x, HasSubstr("<skipped message=\"needs vtep, which failed\"/>"));
   EXPECT_THAT(x, HasSubstr("<system-out>warning: mtu: expected 1450, got 1500"));
-  EXPECT_THAT(x, HasSubstr("classname=\"netplay.overlay-connectivity.diagnosis\" name=\"vtep-port-mismatch\""));
+  EXPECT_THAT(
+      x, HasSubstr(
+             "classname=\"netplay.overlay-connectivity.diagnosis\" name=\"vtep-port-mismatch\""));
 }
 
 TEST(JunitReport, EscapesMarkupAndControlCharacters) {
@@ -208,8 +211,8 @@ TEST(JunitReport, ValidatesAgainstSchema) {
   RunReport empty;
   fs::path file = dir / "empty.xml";
   ASSERT_TRUE(write_file_atomic(file, render(empty, Format::kJunit, {})).has_value());
-  std::string cmd = "xmllint --noout --schema " NETPLAY_TEST_DATA "/junit.xsd " + file.string() +
-                    " 2>/dev/null";
+  std::string cmd =
+      "xmllint --noout --schema " NETPLAY_TEST_DATA "/junit.xsd " + file.string() + " 2>/dev/null";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   fs::remove_all(dir);
 }
@@ -227,7 +230,8 @@ TEST(MarkdownReport, Structure) {
   EXPECT_LT(steps, details);
   EXPECT_THAT(md, HasSubstr("- **vtep-port-mismatch**: The VTEP uses UDP 8472 \\| not 4789"));
   EXPECT_THAT(md, HasSubstr("| Status | Step | Uses | Netns | Duration | Message |"));
-  EXPECT_THAT(md, HasSubstr("| **FAIL** | `vtep` | `vxlan.vtep` | host | 1.2 ms | dstport: expected 4789, got 8472 |"));
+  EXPECT_THAT(md, HasSubstr("| **FAIL** | `vtep` | `vxlan.vtep` | host | 1.2 ms | dstport: "
+                            "expected 4789, got 8472 |"));
   EXPECT_THAT(md, HasSubstr("```json\n{\n  \"dstport\": 8472,"));
   EXPECT_THAT(md, HasSubstr("- dstport: expected 4789, got 8472\n"));
   // Passing steps get no details section.
@@ -247,7 +251,7 @@ TEST(TextReport, FindingsFirstThenTableThenVerdict) {
   EXPECT_THAT(t, HasSubstr("        unmet: dstport: expected 4789, got 8472\n"));
   EXPECT_THAT(t, HasSubstr("        | link <silk-vtep> & \"dstport\" 'x'\n"));
   EXPECT_THAT(t, HasSubstr("        dstport: 8472\n"));  // facts of a failing step
-  EXPECT_THAT(t, Not(HasSubstr("rtt_avg_ms")));         // but not of passing ones
+  EXPECT_THAT(t, Not(HasSubstr("rtt_avg_ms")));          // but not of passing ones
   EXPECT_THAT(t, Not(HasSubstr("\033[")));
   EXPECT_THAT(t, HasSubstr("        | bell\\x01here\\x1b[0m\n"));
   std::string last = t.substr(t.rfind('\n', t.size() - 2) + 1);
@@ -274,9 +278,7 @@ TEST(AtomicWrite, ReplacesAndLeavesNoTempFile) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::path file = dir / "report.json";
-  {
-    std::ofstream(file) << "old content that is longer than the new one";
-  }
+  { std::ofstream(file) << "old content that is longer than the new one"; }
   ASSERT_TRUE(write_file_atomic(file.string(), "new").has_value());
   EXPECT_EQ(read(file), "new");
   size_t n = 0;
