@@ -24,7 +24,7 @@ void Loader::check_keys(const YAML::Node& map, const std::vector<std::string>& a
   if (!map.IsMap()) return;
   for (auto it = map.begin(); it != map.end(); ++it) {
     if (!it->first.IsScalar()) continue;  // reported by check_structure
-    const std::string& k = it->first.Scalar();
+    const std::string k = it->first.Scalar();
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
       err(it->first, fmt::format("unknown key '{}'{}", k, hint(k, allowed)));
   }
@@ -145,7 +145,7 @@ void Loader::templates_in(const YAML::Node& n, const json::json_pointer& ptr,
   } else if (n.IsMap()) {
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (!it->first.IsScalar()) continue;
-      const std::string& k = it->first.Scalar();
+      const std::string k = it->first.Scalar();
       templates_in(it->second, ptr / k, field + "." + k, out);
     }
   }
@@ -250,7 +250,7 @@ void Loader::load_inputs(const YAML::Node& n) {
     InputDef d;
     d.name = it->first.Scalar();
     d.pos = pos_of(it->first);
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a copy: the iterator yields temporaries
     std::string where = "inputs." + d.name;
     if (!std::regex_match(d.name, ident_re()))
       err(it->first,

@@ -138,7 +138,7 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (!it->first.IsScalar()) continue;
       const std::string key = it->first.Scalar();
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: the iterator yields temporaries
       const std::string where = "with." + key;
       if (s.with.contains(key)) continue;  // duplicate, reported by check_structure
       s.with_pos[key] = v.IsNull() ? pos_of(it->first) : pos_of(v);
@@ -194,7 +194,7 @@ void Loader::load_expect(const YAML::Node& n, StepDef& s) {
   for (auto it = n.begin(); it != n.end(); ++it) {
     if (!it->first.IsScalar()) continue;
     const std::string key = it->first.Scalar();
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a copy: the iterator yields temporaries
     const std::string where = "expect." + key;
     if (s.expect.contains(key)) continue;
     std::string top = key.substr(0, key.find('.'));

@@ -154,7 +154,8 @@ void check_structure(const YAML::Node& n, const std::string& file, std::vector<D
   if (!n.IsMap()) return;
   std::map<std::string, Pos> seen;
   for (auto it = n.begin(); it != n.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // A copy: the iterator's value is a temporary, a reference into it would dangle.
+    const YAML::Node key = it->first;
     if (!key.IsScalar()) {
       // `target: {{ inputs.x }}` parses as a flow map whose key is another map.
       out.push_back({file, pos_of(key),

@@ -187,7 +187,9 @@ std::expected<ProcessResult, std::string> run_process(const ProcessSpec& spec,
   }
 
   bp::environment env;
-  for (const auto& [k, v] : envmap) env[k] = v;
+  // set(), not operator[]: Boost 1.74's find() behind operator[] compares past the end of
+  // entries shorter than the key (AddressSanitizer: heap-buffer-overflow).
+  for (const auto& [k, v] : envmap) env.set(k, v);
   std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
 
   ProcessResult res;
