@@ -12,7 +12,8 @@ std::map<Status, int> RunReport::summary() const {
 Status RunReport::overall() const {
   auto s = summary();
   if (s[Status::kFail] > 0 || !findings.empty()) return Status::kFail;
-  if (s[Status::kError] > 0) return Status::kError;
+  // An interrupted run did not check everything: it never reads as a pass.
+  if (s[Status::kError] > 0 || interrupted) return Status::kError;
   if (s[Status::kWarn] > 0) return Status::kWarn;
   return Status::kPass;
 }

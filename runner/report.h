@@ -58,7 +58,7 @@ struct RunReport {
 
   std::map<Status, int> summary() const;
   /// pass unless: fail if a step failed or a finding matched; else error if a step
-  /// errored; else warn if a step warned.
+  /// errored or the run was interrupted; else warn if a step warned.
   Status overall() const;
 };
 

@@ -42,3 +42,35 @@ TEST(Diagnostic, FormatsFileLineColumn) {
 
 }  // namespace
 }  // namespace netplay
+
+#include "runner/report.h"
+
+namespace netplay {
+namespace {
+
+RunReport report_with(std::initializer_list<Status> statuses) {
+  RunReport r;
+  for (Status s : statuses) r.steps.push_back(StepResult{.status = s});
+  return r;
+}
+
+TEST(RunReport, OverallStatusAndExitCode) {
+  EXPECT_EQ(exit_code(report_with({Status::kPass, Status::kWarn, Status::kSkip})), 0);
+  EXPECT_EQ(report_with({Status::kPass, Status::kWarn}).overall(), Status::kWarn);
+  EXPECT_EQ(exit_code(report_with({Status::kPass, Status::kFail, Status::kError})), 1);
+  EXPECT_EQ(exit_code(report_with({Status::kPass, Status::kError})), 3);
+  RunReport finding = report_with({Status::kPass});
+  finding.findings.push_back({.id = "x"});
+  EXPECT_EQ(finding.overall(), Status::kFail);
+  EXPECT_EQ(exit_code(finding), 1);
+}
+
+TEST(RunReport, InterruptedRunIsNeverAPass) {
+  RunReport r = report_with({Status::kPass, Status::kSkip});
+  r.interrupted = true;
+  EXPECT_EQ(r.overall(), Status::kError);
+  EXPECT_EQ(exit_code(r), 130);
+}
+
+}  // namespace
+}  // namespace netplay
