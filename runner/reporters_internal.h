@@ -14,10 +14,6 @@ std::string render_json(const RunReport& r);
 std::string render_junit(const RunReport& r);
 std::string render_markdown(const RunReport& r);
 
-/// Replaces invalid UTF-8 sequences with U+FFFD: step output (stdout of a command,
-/// captured bytes) may be anything, reports must stay parseable.
-std::string valid_utf8(std::string_view s);
-
 /// "0.4 ms", "12 ms", "1234 ms": always milliseconds so goldens can mask one pattern.
 std::string format_ms(double ms);
 

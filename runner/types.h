@@ -39,6 +39,10 @@ std::expected<json, std::string> coerce(ValueType t, const json& v, bool from_te
 /// The value as a user would write it, for messages: strings quoted with ', others as JSON.
 std::string describe_value(const json& v);
 
+/// Replaces invalid UTF-8 sequences with U+FFFD: step output (stdout of a command, file
+/// contents, captured bytes) may be anything; facts and reports must stay valid JSON.
+std::string valid_utf8(std::string_view s);
+
 bool is_ip(std::string_view s);
 bool is_cidr(std::string_view s);
 

@@ -33,11 +33,6 @@ std::string command_line(const std::vector<std::string>& argv) {
 
 /// Output may be any bytes; facts must be valid UTF-8 to be dumped as JSON. Invalid
 /// sequences become U+FFFD (nlohmann's own replacement, round-tripped).
-std::string utf8_clean(const std::string& s) {
-  std::string dumped = json(s).dump(-1, ' ', false, json::error_handler_t::replace);
-  return json::parse(dumped).get<std::string>();
-}
-
 std::string trim_one_newline(std::string s) {
   if (!s.empty() && s.back() == '\n') s.pop_back();
   if (!s.empty() && s.back() == '\r') s.pop_back();
@@ -189,8 +184,8 @@ class ExecStep : public Step {
     auto& f = out.facts;
     if (r->exit_code) f["exit_code"] = *r->exit_code;
     if (r->term_signal) f["signal"] = r->term_signal;
-    f["stdout"] = utf8_clean(trim_one_newline(r->out));
-    f["stderr"] = utf8_clean(trim_one_newline(r->err));
+    f["stdout"] = valid_utf8(trim_one_newline(r->out));
+    f["stderr"] = valid_utf8(trim_one_newline(r->err));
     f["lines"] = count_lines(r->out);
     f["duration_ms"] = std::round(r->duration.count() * 1000) / 1000;
     f["timed_out"] = r->timed_out;
@@ -210,7 +205,7 @@ class ExecStep : public Step {
     }
 
     auto tail = [&](const std::string& s) {
-      for (auto& l : last_lines(s, 10)) out.evidence.push_back("  " + utf8_clean(l));
+      for (auto& l : last_lines(s, 10)) out.evidence.push_back("  " + valid_utf8(l));
     };
 
     if (r->cancelled) {
@@ -238,7 +233,7 @@ class ExecStep : public Step {
         out.status = Status::kFail;
         std::string why = first_line(trim_one_newline(r->err));
         out.message = why.empty() ? fmt::format("exit code {}", *r->exit_code)
-                                  : fmt::format("exit code {}: {}", *r->exit_code, utf8_clean(why));
+                                  : fmt::format("exit code {}: {}", *r->exit_code, valid_utf8(why));
         tail(r->err.empty() ? r->out : r->err);
       }
     }

@@ -81,11 +81,6 @@ std::string strip_json_tag(const std::string& what) {
   return tag_end == std::string::npos ? what : what.substr(tag_end + 2);
 }
 
-std::string utf8_clean(const std::string& s) {
-  return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace))
-      .get<std::string>();
-}
-
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -177,7 +172,7 @@ class FileStep : public Step {
     if (S_ISLNK(lst.st_mode)) {
       char buf[4096];
       ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
-      if (n >= 0) f["target"] = utf8_clean(std::string(buf, static_cast<size_t>(n)));
+      if (n >= 0) f["target"] = valid_utf8(std::string(buf, static_cast<size_t>(n)));
       if (::stat(path.c_str(), &st) != 0) {
         if (errno != ENOENT && errno != ENOTDIR)
           return StepOutput::error(fmt::format("cannot follow {}: {}", path, std::strerror(errno)));
@@ -211,7 +206,7 @@ class FileStep : public Step {
       return out;
     }
     const std::string& text = *data;
-    f["contents"] = utf8_clean(text);
+    f["contents"] = valid_utf8(text);
     f["lines"] = text.empty()
                      ? 0
                      : std::count(text.begin(), text.end(), '\n') + (text.back() == '\n' ? 0 : 1);
