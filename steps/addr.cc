@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <netlink/route/addr.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 
 namespace netplay {

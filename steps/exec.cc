@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "runner/process.h"
-#include "runner/step.h"
+#include "runner/step/process.h"
+#include "runner/step/step.h"
 
 namespace netplay {
 namespace {
@@ -27,7 +27,10 @@ std::string shell_quote(const std::string& a) {
 
 std::string command_line(const std::vector<std::string>& argv) {
   std::string s;
-  for (const auto& a : argv) s += (s.empty() ? "" : " ") + shell_quote(a);
+  for (const auto& a : argv) {
+    if (!s.empty()) s += ' ';
+    s += shell_quote(a);
+  }
   return s;
 }
 

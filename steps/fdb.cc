@@ -13,7 +13,7 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 
 namespace netplay {
@@ -152,10 +152,11 @@ class FdbStep : public Step {
     o.facts["kind"] = kind;
     auto line = [](const json& e) {
       std::string s = e["mac"].get<std::string>();
-      if (e.contains("dst")) s += " dst " + e["dst"].get<std::string>();
+      if (e.contains("dst")) s += fmt::format(" dst {}", e["dst"].get<std::string>());
       if (e.contains("vni")) s += fmt::format(" vni {}", e["vni"].get<unsigned>());
-      if (e["dev"] != "" && e.contains("master")) s += " dev " + e["dev"].get<std::string>();
-      s += " " + e["state"].get<std::string>();
+      if (e["dev"] != "" && e.contains("master"))
+        s += fmt::format(" dev {}", e["dev"].get<std::string>());
+      s += fmt::format(" {}", e["state"].get<std::string>());
       return s;
     };
     if (filtered && entries.empty()) {

@@ -13,9 +13,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "runner/expect.h"
-#include "runner/loader_yaml.h"
-#include "runner/step.h"
+#include "runner/base/expect.h"
+#include "runner/base/yaml.h"
+#include "runner/step/step.h"
 
 namespace netplay {
 namespace {

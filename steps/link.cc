@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 
 namespace netplay {

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "runner/core.h"
-#include "runner/step.h"
+#include "runner/base/core.h"
+#include "runner/step/step.h"
 #include "steps/net/ethtool.h"
 #include "steps/net/netlink.h"
 

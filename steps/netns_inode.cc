@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "runner/netns.h"
-#include "runner/step.h"
+#include "runner/step/netns.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 #include "steps/net/netns_scan.h"
 

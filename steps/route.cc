@@ -14,7 +14,7 @@
 #include <netlink/route/route.h>
 #include <netlink/route/rtnl.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 
 namespace netplay {

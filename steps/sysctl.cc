@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 
 namespace netplay {
 namespace {

@@ -12,8 +12,8 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
-#include "runner/netns.h"
-#include "runner/step.h"
+#include "runner/step/netns.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 #include "steps/net/netns_scan.h"
 #include "steps/net/veth_pairs.h"

@@ -10,7 +10,7 @@
 
 #include <netlink/attr.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 
 namespace netplay::ethtool {
 

@@ -22,7 +22,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 
 namespace netplay::nl {
 

@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "runner/netns.h"
+#include "runner/step/netns.h"
 
 namespace netplay::netns {
 namespace {

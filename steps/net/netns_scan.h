@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 
 namespace netplay::netns {

@@ -1,4 +1,4 @@
-#include "runner/cli.h"
+#include "runner/cli/cli.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

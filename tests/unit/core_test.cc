@@ -1,4 +1,4 @@
-#include "runner/core.h"
+#include "runner/base/core.h"
 
 #include <gtest/gtest.h>
 
@@ -43,7 +43,7 @@ TEST(Diagnostic, FormatsFileLineColumn) {
 }  // namespace
 }  // namespace netplay
 
-#include "runner/report.h"
+#include "runner/base/result.h"
 
 namespace netplay {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "runner/process.h"
-#include "runner/step.h"
+#include "runner/step/process.h"
+#include "runner/step/step.h"
 
 namespace netplay {
 namespace {

@@ -1,6 +1,6 @@
 /// Every matcher, passing and failing, with the exact message a user reads.
 
-#include "runner/expect.h"
+#include "runner/base/expect.h"
 
 #include <gtest/gtest.h>
 

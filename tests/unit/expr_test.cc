@@ -1,4 +1,4 @@
-#include "runner/expr.h"
+#include "runner/lua/expr.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -144,8 +144,8 @@ TEST(Expr, TemplateErrors) {
   auto bad = e.compile_template("x {{ a = }} y");
   ASSERT_FALSE(bad);
   EXPECT_THAT(bad.error(), Not(HasSubstr("expr:")));
-  EXPECT_TRUE(ExprEngine::has_template("a {{ b }}"));
-  EXPECT_FALSE(ExprEngine::has_template("a { b }"));
+  EXPECT_TRUE(has_template("a {{ b }}"));
+  EXPECT_FALSE(has_template("a { b }"));
 }
 
 TEST(Expr, SyntaxErrorsReadWithoutChunkNames) {

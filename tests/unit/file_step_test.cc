@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runner/step.h"
+#include "runner/step/step.h"
 
 namespace netplay {
 namespace {

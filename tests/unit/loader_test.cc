@@ -2,7 +2,7 @@
 /// so these tests do not move when real steps change. Every message is compared whole,
 /// with its line and column.
 
-#include "runner/loader.h"
+#include "runner/load/loader.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -12,9 +12,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "runner/loader_yaml.h"
-#include "runner/params.h"
-#include "runner/sha256.h"
+#include "runner/base/yaml.h"
+#include "runner/step/params.h"
+#include "runner/base/sha256.h"
 
 namespace netplay {
 namespace {

@@ -14,8 +14,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "runner/netns.h"
-#include "runner/step.h"
+#include "runner/step/netns.h"
+#include "runner/step/step.h"
 #include "steps/net/netlink.h"
 
 namespace netplay {

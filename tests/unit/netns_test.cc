@@ -1,7 +1,7 @@
 /// Network namespaces for real: needs root (CAP_SYS_ADMIN) and iproute2. Without them the
 /// tests fail with a clear message; they never skip.
 
-#include "runner/netns.h"
+#include "runner/step/netns.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "runner/scheduler.h"
+#include "runner/run/scheduler.h"
 
 namespace netplay {
 namespace {

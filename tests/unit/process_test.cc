@@ -1,4 +1,4 @@
-#include "runner/process.h"
+#include "runner/step/process.h"
 
 #include <signal.h>
 #include <sys/types.h>

@@ -1,4 +1,4 @@
-#include "runner/reporters.h"
+#include "runner/report/reporters.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -317,10 +317,11 @@ TEST(Progress, PlainLinePerFinishedStep) {
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
   auto p = make_text_progress(f, false, false);
-  StepDef def;
+  StepResult def;
   def.id = "underlay";
   def.uses = "ping";
-  p->on_start(def, "host");
+  def.netns = "host";
+  p->on_start(def);
   p->on_tick();
   p->on_finish(sample_report().steps[0]);
   p.reset();
@@ -332,13 +333,15 @@ TEST(Progress, LiveRedrawsAndClears) {
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
   auto p = make_text_progress(f, true, false);
-  StepDef a, b;
+  StepResult a, b;
   a.id = "underlay";
   a.uses = "ping";
+  a.netns = "cell1";
   b.id = "vtep";
   b.uses = "vxlan.vtep";
-  p->on_start(a, "cell1");
-  p->on_start(b, "host");
+  b.netns = "host";
+  p->on_start(a);
+  p->on_start(b);
   p->on_tick();
   p->on_finish(sample_report().steps[0]);
   p.reset();

@@ -1,7 +1,7 @@
 /// The scheduler against test-only steps registered here (sleep, facts, flaky, throw),
 /// on playbooks built directly in C++: no loader, no YAML.
 
-#include "runner/scheduler.h"
+#include "runner/run/scheduler.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "netplay_version.h"
-#include "runner/scheduler_pool.h"
+#include "runner/run/scheduler_pool.h"
 
 namespace netplay {
 namespace {
@@ -139,7 +139,7 @@ void register_fakes() {
 
 class NullProgress : public Progress {
  public:
-  void on_start(const StepDef& s, const std::string&) override { started.push_back(s.id); }
+  void on_start(const StepResult& s) override { started.push_back(s.id); }
   void on_finish(const StepResult& r) override { finished.push_back(r.id); }
   void on_tick() override { ++ticks; }
   std::vector<std::string> started, finished;

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "runner/netns.h"
-#include "runner/step.h"
+#include "runner/step/netns.h"
+#include "runner/step/step.h"
 
 namespace netplay {
 namespace {

@@ -1,0 +1,47 @@
+#pragma once
+/// Small vocabulary shared by every part of netplay: statuses, source positions,
+/// diagnostics and durations.
+
+#include <chrono>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace netplay {
+
+using Millis = std::chrono::duration<double, std::milli>;
+using Clock = std::chrono::steady_clock;
+
+enum class Status { kPass, kFail, kWarn, kSkip, kError };
+
+std::string_view to_string(Status s);
+std::optional<Status> parse_status(std::string_view s);
+
+/// 1-based line and column in a playbook file; 0 means "unknown".
+struct Pos {
+  int line = 0;
+  int col = 0;
+};
+
+/// One error (or warning) about a file, e.g. `pb.yaml:12:7: with.count: expected an integer, got 'three'`.
+struct Diagnostic {
+  std::string file;
+  Pos pos;
+  std::string message;
+  std::string str() const;
+};
+
+/// Parses "250ms", "5s", "1.5s", "2m", "1h", "10us"; a bare number means seconds.
+std::expected<Millis, std::string> parse_duration(std::string_view text);
+/// Formats a duration the way users write it: "250ms", "5s", "1.5s", "2m".
+std::string format_duration(Millis d);
+
+/// True when `s` holds a `{{ ... }}` template part (resolved at run time).
+inline bool has_template(std::string_view s) { return s.find("{{") != std::string_view::npos; }
+
+/// Levenshtein-based "did you mean" over candidates; empty when nothing is close.
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace netplay

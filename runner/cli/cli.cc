@@ -1,0 +1,268 @@
+/// Command-line parsing (CLI11) and the small commands: validate, list, describe, schema.
+/// `run` lives in cli_run.cc.
+
+#include "runner/cli/cli.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
+#include "netplay_version.h"
+#include "runner/cli/cli_internal.h"
+#include "runner/load/loader.h"
+#include "runner/load/schema.h"
+
+namespace netplay {
+namespace cli {
+
+void put(std::FILE* f, const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), f);
+  std::fflush(f);
+}
+
+int usage_error(const CliIo& io, const std::string& message) {
+  put(io.err, "netplay: " + message + "\n");
+  return 2;
+}
+
+namespace {
+
+constexpr const char* kRunFooter = R"(Outputs:
+  --output FORMAT[=FILE] may be repeated; FORMAT is text, json, junit or markdown. With FILE
+  the report is written atomically (temp file + rename); without it (or with FILE '-') it
+  goes to stdout. With no --output at all, and whenever no report goes to stdout, the text
+  report is printed on stdout.
+  Progress is shown where the text report goes: live (spinner, elapsed time) on a terminal,
+  one line per finished step otherwise. When json/junit/markdown takes stdout, live progress
+  goes to stderr if that is a terminal, else nowhere. -q shows no progress, only findings
+  and the summary line; -v adds the facts of every step. Color only on a terminal, never
+  with --no-color or when NO_COLOR is set.
+
+Exit codes (whatever the output format):
+  0 nothing failed (warnings allowed)   1 a step failed or a diagnosis matched
+  2 invalid playbook or usage           3 steps errored but none failed
+  130 interrupted: Ctrl-C/SIGTERM stops new steps, cancels running ones and still writes
+      every requested (partial) report; a second Ctrl-C kills child processes and exits now.)";
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+/// CLI11's wording, made one line and pointed at the flag or argument it is about.
+std::string parse_error_message(const CLI::ParseError& e, const std::string& command) {
+  std::string what = one_line(e.what());
+  std::string name = e.get_name();
+  std::string where = command.empty() ? "netplay" : "netplay " + command;
+  // CLI11 names a subcommand's extras error after the subcommand: match the wording.
+  if (name == "ExtrasError" || what.starts_with("The following argument")) {
+    auto colon = what.find(": ");
+    std::string args = colon == std::string::npos ? what : what.substr(colon + 2);
+    bool flag = !args.empty() && args[0] == '-';
+    return fmt::format("{} '{}' (see '{} --help')", flag ? "unknown option" : "unexpected argument",
+                       args, where);
+  }
+  if (name == "RequiredError" && what.find("subcommand") != std::string::npos)
+    return "a command is required: run, validate, list, describe or schema (see 'netplay --help')";
+  return fmt::format("{} (see '{} --help')", what, where);
+}
+
+int cmd_validate(const std::vector<std::string>& files, const CliIo& io) {
+  int rc = 0;
+  for (const auto& f : files) {
+    auto pb = load_playbook(f);
+    if (!pb) {
+      for (const auto& d : pb.error()) put(io.err, d.str() + "\n");
+      rc = 2;
+      continue;
+    }
+    size_t n = pb->steps.size();
+    put(io.out, fmt::format("{}: ok ({} step{})\n", f, n, n == 1 ? "" : "s"));
+  }
+  return rc;
+}
+
+int cmd_list(const CliIo& io) {
+  auto steps = Registry::instance().all();
+  size_t w = 0;
+  for (const Step* s : steps) w = std::max(w, s->spec().name.size());
+  std::string out;
+  for (const Step* s : steps)
+    out += fmt::format("{:<{}}  {}\n", s->spec().name, w, s->spec().summary);
+  put(io.out, out);
+  return 0;
+}
+
+int cmd_describe(const std::string& name, const CliIo& io) {
+  const Step* step = Registry::instance().find(name);
+  if (!step) {
+    std::string near = did_you_mean(name, Registry::instance().names());
+    std::string hint = near.empty() ? std::string(" ('netplay list' shows every step)")
+                                    : fmt::format(" (did you mean '{}'?)", near);
+    return usage_error(io, fmt::format("unknown step '{}'{}", name, hint));
+  }
+  put(io.out, describe_step(step->spec()));
+  return 0;
+}
+
+}  // namespace
+}  // namespace cli
+
+std::expected<OutputTarget, std::string> parse_output_target(std::string_view spec) {
+  auto eq = spec.find('=');
+  std::string_view fmt_name = spec.substr(0, eq);
+  auto f = parse_format(fmt_name);
+  if (!f) return std::unexpected(f.error());
+  OutputTarget t{*f, ""};
+  if (eq != std::string_view::npos) {
+    t.path = std::string(spec.substr(eq + 1));
+    if (t.path.empty())
+      return std::unexpected(
+          fmt::format("'{}': missing file name after '=' (use {} for stdout)", spec, fmt_name));
+    if (t.path == "-") t.path.clear();
+  }
+  return t;
+}
+
+std::string describe_step(const StepSpec& s) {
+  std::string out = fmt::format("{} - {}\n", s.name, s.summary);
+  if (!s.description.empty()) out += "\n" + s.description + "\n";
+  out += "\nParams:\n";
+  if (s.params.empty()) out += "  (none)\n";
+  for (const auto& p : s.params) {
+    std::string type(to_string(p.type));
+    if (p.type == ValueType::kList) type += fmt::format(" of {}", to_string(p.item_type));
+    std::vector<std::string> attrs{type};
+    if (p.required) attrs.push_back("required");
+    if (!p.default_value.is_null()) attrs.push_back("default: " + describe_value(p.default_value));
+    if (!p.choices.empty()) {
+      std::string c = "one of: ";
+      for (size_t i = 0; i < p.choices.size(); ++i) c += (i ? ", " : "") + p.choices[i];
+      attrs.push_back(c);
+    }
+    std::string joined;
+    for (size_t i = 0; i < attrs.size(); ++i) joined += (i ? ", " : "") + attrs[i];
+    out += fmt::format("  {} ({})\n", p.name, joined);
+    if (!p.doc.empty()) out += fmt::format("      {}\n", p.doc);
+  }
+  for (const auto& group : s.one_of) {
+    std::string g;
+    for (size_t i = 0; i < group.size(); ++i) g += (i ? ", " : "") + group[i];
+    out += fmt::format("  At least one of: {}\n", g);
+  }
+  out += "\nFacts:\n";
+  if (s.facts.empty()) out += "  (none)\n";
+  for (const auto& f : s.facts) {
+    out += fmt::format("  {} ({})\n", f.name, f.type);
+    if (!f.doc.empty()) out += fmt::format("      {}\n", f.doc);
+  }
+  out += fmt::format("\nPrivileges: {}\n", s.privileges.empty() ? "none" : s.privileges);
+  out += fmt::format("Changes state: {}\n", s.changes_state ? "yes" : "no");
+  out += fmt::format("Background: {}\n",
+                     s.supports_background ? "supported (background: true)" : "not supported");
+  if (!s.example.empty()) {
+    out += "\nExample:\n";
+    std::string ex = s.example;
+    size_t pos = 0;
+    while (pos < ex.size()) {
+      size_t e = ex.find('\n', pos);
+      if (e == std::string::npos) e = ex.size();
+      out += "  " + ex.substr(pos, e - pos) + "\n";
+      pos = e + 1;
+    }
+  }
+  return out;
+}
+
+int run_cli(int argc, const char* const* argv, const CliIo& io) {
+  using cli::put;
+  CLI::App app{
+      "Runs declarative network troubleshooting playbooks and reports a verdict, "
+      "the evidence and a diagnosis.",
+      "netplay"};
+  app.set_version_flag("--version", "netplay " NETPLAY_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  cli::RunArgs ra;
+  auto* run = app.add_subcommand("run", "Run a playbook and report the verdict");
+  run->add_option("PLAYBOOK", ra.playbook, "Playbook file (YAML)")->required();
+  run->add_option("--set", ra.sets, "Set an input: NAME=VALUE (repeatable; wins over --vars)")
+      ->type_name("NAME=VALUE");
+  run->add_option("--vars", ra.vars, "Inputs from a YAML/JSON file of NAME: VALUE (repeatable)")
+      ->type_name("FILE");
+  run->add_option("--output,-o", ra.outputs,
+                  "Report: text|json|junit|markdown, optionally =FILE (repeatable)")
+      ->type_name("FORMAT[=FILE]");
+  run->add_option("--only", ra.only, "Run only these step ids (and what they need)")
+      ->delimiter(',')
+      ->type_name("ID,...");
+  run->add_option("--jobs,-j", ra.jobs, "Steps run concurrently, 1..64 (default 4)")
+      ->type_name("N");
+  run->add_option("--timeout", ra.timeout, "Global deadline for the whole run, e.g. 30s, 2m")
+      ->type_name("DURATION");
+  run->add_flag("--fail-fast", ra.fail_fast, "Start no new step after the first failure");
+  auto* q = run->add_flag("--quiet,-q", ra.quiet, "Only the findings and the summary line");
+  auto* v = run->add_flag("--verbose,-v", ra.verbose, "Show the facts of every step");
+  q->excludes(v);
+  run->add_flag("--no-color", ra.no_color, "No ANSI colors (also: NO_COLOR=1)");
+  run->footer(cli::kRunFooter);
+
+  std::vector<std::string> validate_files;
+  auto* validate = app.add_subcommand(
+      "validate", "Check playbooks; every error as file:line:col: message on stderr");
+  validate->add_option("PLAYBOOK", validate_files, "Playbook files")->required();
+  validate->footer("Exit code: 0 when every file is valid, 2 otherwise.");
+
+  auto* list = app.add_subcommand("list", "List the built-in steps");
+  std::string step_name;
+  auto* describe = app.add_subcommand("describe", "Show a step's params, facts and an example");
+  describe->add_option("STEP", step_name, "Step name, e.g. sysctl")->required();
+  auto* schema = app.add_subcommand("schema", "Print the playbook JSON Schema");
+
+  // CLI11 reports a mistyped command as "a subcommand is required": name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> commands;
+    for (const auto* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    if (std::find(commands.begin(), commands.end(), argv[1]) == commands.end()) {
+      std::string near = did_you_mean(argv[1], commands);
+      return cli::usage_error(
+          io, fmt::format("unknown command '{}'{}; commands: run, validate, list, describe, schema",
+                          argv[1], near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::string name = e.get_name();
+    if (name == "CallForHelp" || name == "CallForAllHelp") {
+      std::string help = app.help();
+      if (!help.empty() && help.back() != '\n') help += '\n';
+      put(io.out, help);
+      return 0;
+    }
+    if (name == "CallForVersion") {
+      put(io.out, std::string(e.what()) + "\n");
+      return 0;
+    }
+    std::string command;
+    auto subs = app.get_subcommands();
+    if (!subs.empty()) command = subs.front()->get_name();
+    return cli::usage_error(io, cli::parse_error_message(e, command));
+  }
+
+  if (*run) return cli::run_command(ra, io);
+  if (*validate) return cli::cmd_validate(validate_files, io);
+  if (*list) return cli::cmd_list(io);
+  if (*describe) return cli::cmd_describe(step_name, io);
+  if (*schema) {
+    put(io.out, playbook_schema().dump(2) + "\n");
+    return 0;
+  }
+  return cli::usage_error(io, "a command is required (see 'netplay --help')");
+}
+
+}  // namespace netplay

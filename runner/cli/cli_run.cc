@@ -1,0 +1,239 @@
+/// `netplay run`, signals, and main()'s catch-all.
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fstream>
+
+#include "runner/cli/cli.h"
+#include "runner/cli/cli_internal.h"
+#include "runner/load/loader.h"
+#include "runner/step/process.h"
+#include "runner/run/scheduler.h"
+
+namespace netplay {
+namespace cli {
+namespace {
+
+std::expected<int, std::string> parse_jobs(const std::string& s) {
+  int n = 0;
+  size_t used = 0;
+  try {
+    n = std::stoi(s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size() || n < 1 || n > 64)
+    return std::unexpected(fmt::format("--jobs: expected an integer from 1 to 64, got '{}'", s));
+  return n;
+}
+
+/// Fails before running anything when a report could not be written afterwards: finding
+/// that out after a ten-minute run would throw the run away.
+std::optional<std::string> check_writable(const OutputTarget& t) {
+  if (t.path.empty()) return std::nullopt;
+  auto slash = t.path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : t.path.substr(0, slash));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return fmt::format("--output {}: directory '{}' does not exist", t.path, dir);
+  if (::access(dir.c_str(), W_OK) != 0)
+    return fmt::format("--output {}: directory '{}' is not writable", t.path, dir);
+  if (::stat(t.path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return fmt::format("--output {}: is a directory", t.path);
+  return std::nullopt;
+}
+
+void print_diagnostics(const CliIo& io, const std::vector<Diagnostic>& ds) {
+  for (const auto& d : ds) put(io.err, (d.file.empty() ? "netplay: " : "") + d.str() + "\n");
+}
+
+}  // namespace
+
+int run_command(const RunArgs& a, const CliIo& io) {
+  auto jobs = parse_jobs(a.jobs);
+  if (!jobs) return usage_error(io, jobs.error());
+  Millis timeout{0};
+  if (!a.timeout.empty()) {
+    auto d = parse_duration(a.timeout);
+    if (!d) return usage_error(io, "--timeout: " + d.error());
+    timeout = *d;
+  }
+  std::vector<OutputTarget> targets;
+  for (const auto& o : a.outputs) {
+    auto t = parse_output_target(o);
+    if (!t) return usage_error(io, "--output: " + t.error());
+    if (auto err = check_writable(*t)) return usage_error(io, *err);
+    targets.push_back(*t);
+  }
+  for (const auto& s : a.sets)
+    if (s.find('=') == std::string::npos || s.front() == '=')
+      return usage_error(io, fmt::format("--set: expected NAME=VALUE, got '{}'", s));
+  bool any_stdout = false, text_stdout = false;
+  for (const auto& t : targets) {
+    any_stdout |= t.path.empty();
+    text_stdout |= t.path.empty() && t.format == Format::kText;
+  }
+  // People read stdout: when no report goes there, the text report does.
+  if (!any_stdout) {
+    targets.push_back({Format::kText, ""});
+    text_stdout = true;
+  }
+
+  {
+    std::ifstream probe(a.playbook);
+    if (!probe)
+      return usage_error(
+          io, fmt::format("{}: cannot read playbook: {}", a.playbook, std::strerror(errno)));
+  }
+  auto pb = load_playbook(a.playbook);
+  if (!pb) {
+    print_diagnostics(io, pb.error());
+    return 2;
+  }
+  auto inputs = resolve_inputs(*pb, a.vars, a.sets);
+  if (!inputs) {
+    print_diagnostics(io, inputs.error());
+    return 2;
+  }
+  for (const auto& id : a.only) {
+    if (pb->find_step(id)) continue;
+    std::vector<std::string> ids;
+    for (const auto& s : pb->steps) ids.push_back(s.id);
+    std::string near = did_you_mean(id, ids);
+    return usage_error(io,
+                       fmt::format("--only: no step '{}' in {}{}", id, a.playbook,
+                                   near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+  }
+
+  RunOptions opts;
+  opts.jobs = *jobs;
+  opts.global_timeout = timeout;
+  opts.fail_fast = a.fail_fast;
+  opts.only = a.only;
+  opts.inputs = *inputs;
+
+  bool color_allowed = !a.no_color && !io.no_color_env;
+  std::unique_ptr<Progress> progress;
+  // Progress lines on stdout: the report printed after them gets a blank line.
+  bool progress_on_stdout = !a.quiet && text_stdout;
+  if (!a.quiet) {
+    if (text_stdout)
+      progress = make_text_progress(io.out, io.out_tty, color_allowed && io.out_tty);
+    else if (io.err_tty)
+      progress = make_text_progress(io.err, true, color_allowed);
+  }
+
+  static const std::atomic<bool> never{false};
+  if (io.before_run) io.before_run();
+  RunReport report = run_playbook(*pb, opts, progress.get(), io.interrupt ? *io.interrupt : never);
+  progress.reset();  // erases the live lines before the report is printed
+
+  int rc = exit_code(report);
+  for (const auto& t : targets) {
+    RenderOptions ro;
+    ro.verbose = a.verbose;
+    ro.quiet = a.quiet;
+    ro.color = t.path.empty() && t.format == Format::kText && io.out_tty && color_allowed;
+    std::string body = render(report, t.format, ro);
+    if (t.path.empty()) {
+      if (progress_on_stdout && t.format == Format::kText) put(io.out, "\n");
+      put(io.out, body);
+      continue;
+    }
+    if (auto w = write_file_atomic(t.path, body); !w) {
+      put(io.err, "netplay: cannot write report: " + w.error() + "\n");
+      if (rc != 130) rc = 2;
+    }
+  }
+  return rc;
+}
+
+}  // namespace cli
+
+namespace {
+
+std::atomic<bool> g_interrupt{false};
+std::atomic<int> g_signals{0};
+
+void write_stderr(const char* s) { (void)!::write(2, s, std::strlen(s)); }
+
+/// Async-signal-safe only: an atomic store, write(2), kill(2) (kill_all_children walks a
+/// table of atomics) and _exit.
+extern "C" void on_interrupt(int) {
+  int saved = errno;
+  g_interrupt.store(true);
+  if (g_signals.fetch_add(1) == 0) {
+    write_stderr(
+        "\nnetplay: interrupted; stopping steps and writing the reports (again to abort)\n");
+  } else {
+    write_stderr("\nnetplay: aborted\n");
+    kill_all_children();
+    ::_exit(130);
+  }
+  errno = saved;
+}
+
+extern "C" void on_sigpipe(int) {}
+
+void install_interrupt_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+[[noreturn]] void on_terminate() {
+  std::string what = "unknown error";
+  if (auto e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+    }
+  }
+  std::string line = "netplay: internal error: " + what + "\n";
+  (void)!::write(2, line.data(), line.size());
+  kill_all_children();
+  ::_exit(3);
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  std::set_terminate(on_terminate);
+  // A handler rather than SIG_IGN: writes to a closed pipe fail with EPIPE instead of
+  // killing us, and (unlike SIG_IGN) the disposition does not leak into child processes.
+  struct sigaction sa {};
+  sa.sa_handler = on_sigpipe;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGPIPE, &sa, nullptr);
+
+  CliIo io;
+  io.out_tty = ::isatty(1) == 1;
+  io.err_tty = ::isatty(2) == 1;
+  const char* nc = std::getenv("NO_COLOR");
+  io.no_color_env = nc != nullptr && *nc != '\0';
+  io.interrupt = &g_interrupt;
+  io.before_run = install_interrupt_handlers;
+  try {
+    return run_cli(argc, argv, io);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "netplay: internal error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "netplay: internal error\n");
+  }
+  kill_all_children();
+  return 3;
+}
+
+}  // namespace netplay

@@ -1,0 +1,141 @@
+/// resolve_inputs: defaults, then --vars FILE, then --set NAME=VALUE (later wins).
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "runner/load/loader.h"
+#include "runner/base/yaml.h"
+
+namespace netplay {
+
+namespace {
+
+std::string input_hint(const Playbook& pb, std::string_view name) {
+  std::vector<std::string> names;
+  for (const auto& in : pb.inputs) names.push_back(in.name);
+  std::string s = did_you_mean(name, names);
+  return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
+}
+
+void load_vars_file(const Playbook& pb, const std::string& path, json& values,
+                    std::vector<Diagnostic>& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.push_back({path, {}, fmt::format("cannot read: {}", std::strerror(errno))});
+    return;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  YAML::Node root;
+  try {
+    root = YAML::Load(ss.str());  // JSON is YAML, so one parser serves both
+  } catch (const YAML::Exception& e) {
+    Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+    errors.push_back({path, p, e.msg});
+    return;
+  }
+  if (root.IsNull()) return;  // an empty file sets nothing
+  if (auto problem = yamlx::check_limits(root)) {
+    errors.push_back({path, Pos{1, 1}, *problem});
+    return;
+  }
+  if (!root.IsMap()) {
+    errors.push_back(
+        {path, yamlx::pos_of(root),
+         fmt::format("expected a map of NAME: VALUE, got {}", yamlx::describe_node(root))});
+    return;
+  }
+  yamlx::check_structure(root, path, errors);
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    const std::string name = it->first.Scalar();
+    const InputDef* def = pb.find_input(name);
+    if (!def) {
+      errors.push_back({path, yamlx::pos_of(it->first),
+                        fmt::format("unknown input '{}'{}", name, input_hint(pb, name))});
+      continue;
+    }
+    auto c = coerce(def->type, yamlx::to_json(it->second));
+    if (!c) {
+      errors.push_back({path, yamlx::pos_of(it->second), fmt::format("{}: {}", name, c.error())});
+      continue;
+    }
+    values[name] = std::move(*c);
+  }
+}
+
+void apply_set(const Playbook& pb, const std::string& arg, json& values,
+               std::vector<Diagnostic>& errors) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    errors.push_back({"", {}, fmt::format("--set {}: expected NAME=VALUE", arg)});
+    return;
+  }
+  const std::string name = arg.substr(0, eq);
+  const std::string text = arg.substr(eq + 1);
+  const InputDef* def = pb.find_input(name);
+  if (!def) {
+    errors.push_back({"", {}, fmt::format("--set {}: unknown input{}", arg, input_hint(pb, name))});
+    return;
+  }
+  json raw = text;
+  // Maps and lists may be written inline in YAML flow style: --set ports=[80,443].
+  if ((def->type == ValueType::kMap || def->type == ValueType::kList ||
+       def->type == ValueType::kAny) &&
+      !text.empty() && (text[0] == '{' || text[0] == '[')) {
+    try {
+      YAML::Node node = YAML::Load(text);
+      if (auto problem = yamlx::check_limits(node)) {
+        errors.push_back({"", {}, fmt::format("--set {}: {}", arg, *problem)});
+        return;
+      }
+      raw = yamlx::to_json(node);
+    } catch (const YAML::Exception& e) {
+      errors.push_back({"", {}, fmt::format("--set {}: {}", arg, e.msg)});
+      return;
+    }
+  }
+  auto c = coerce(def->type, raw, /*from_text=*/true);
+  if (!c) {
+    errors.push_back({"", {}, fmt::format("--set {}: {}", arg, c.error())});
+    return;
+  }
+  values[name] = std::move(*c);
+}
+
+}  // namespace
+
+std::expected<json, std::vector<Diagnostic>> resolve_inputs(
+    const Playbook& pb, const std::vector<std::string>& vars_files,
+    const std::vector<std::string>& sets) {
+  json values = json::object();
+  for (const auto& in : pb.inputs) values[in.name] = in.default_value;
+  std::vector<Diagnostic> errors;
+  for (const auto& f : vars_files) load_vars_file(pb, f, values, errors);
+  for (const auto& s : sets) apply_set(pb, s, values, errors);
+  for (const auto& in : pb.inputs) {
+    if (in.required && values[in.name].is_null()) {
+      errors.push_back(
+          {"",
+           {},
+           fmt::format("input '{}' is required (give it with --set {}=VALUE)", in.name, in.name)});
+    }
+  }
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  // Durations leave as text ("250ms"), not milliseconds: a template such as
+  // `interval: "{{ inputs.wait }}"` hands the value to a duration param, where a bare number
+  // means seconds; the text reads back exactly and reads well in findings.
+  for (const auto& in : pb.inputs) {
+    json& v = values[in.name];
+    if (in.type == ValueType::kDuration && v.is_number())
+      v = format_duration(Millis(v.get<double>()));
+  }
+  return values;
+}
+
+}  // namespace netplay

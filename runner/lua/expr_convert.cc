@@ -1,0 +1,233 @@
+/// json <-> Lua values. push_json runs inside protected calls (it may raise on memory);
+/// to_json runs on the C++ side after a call returned, so it uses only Lua API functions
+/// that never raise (no lua_tolstring on numbers, no metamethods).
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+
+#include "runner/lua/expr_detail.h"
+
+namespace netplay::expr_detail {
+namespace {
+
+constexpr int kMaxDepth = 100;
+char null_tag;
+
+void push_json_at(lua_State* L, const json& v, int depth, bool in_array) {
+  if (depth > kMaxDepth) luaL_error(L, "value nested too deeply (more than %d levels)", kMaxDepth);
+  luaL_checkstack(L, 4, "value nested too deeply");
+  switch (v.type()) {
+    case json::value_t::null:
+      if (in_array) {
+        lua_pushlightuserdata(L, null_sentinel());
+      } else {
+        lua_pushnil(L);
+      }
+      return;
+    case json::value_t::boolean:
+      lua_pushboolean(L, v.get<bool>());
+      return;
+    case json::value_t::number_integer:
+      lua_pushinteger(L, v.get<std::int64_t>());
+      return;
+    case json::value_t::number_unsigned: {
+      auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<lua_Integer>::max())) {
+        lua_pushinteger(L, static_cast<lua_Integer>(u));
+      } else {
+        lua_pushnumber(L, static_cast<lua_Number>(u));
+      }
+      return;
+    }
+    case json::value_t::number_float:
+      lua_pushnumber(L, v.get<double>());
+      return;
+    case json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      lua_pushlstring(L, s.data(), s.size());
+      return;
+    }
+    case json::value_t::array: {
+      const auto& a = v.get_ref<const json::array_t&>();
+      lua_createtable(L, static_cast<int>(a.size()), 0);
+      lua_Integer i = 1;
+      for (const auto& e : a) {
+        push_json_at(L, e, depth + 1, true);
+        lua_rawseti(L, -2, i++);
+      }
+      return;
+    }
+    case json::value_t::object: {
+      const auto& o = v.get_ref<const json::object_t&>();
+      lua_createtable(L, 0, static_cast<int>(o.size()));
+      for (const auto& [key, val] : o) {
+        if (val.is_null()) continue;
+        lua_pushlstring(L, key.data(), key.size());
+        push_json_at(L, val, depth + 1, false);
+        lua_rawset(L, -3);
+      }
+      return;
+    }
+    default:  // binary, discarded: nothing a playbook can produce
+      lua_pushnil(L);
+      return;
+  }
+}
+
+/// Replaces invalid UTF-8 with U+FFFD: json strings must be valid UTF-8 or dumping them
+/// throws later, far away from the hook that produced the bytes.
+std::string to_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (ok && len == 2) ok = c >= 0xC2;
+    if (ok && len == 3) {
+      unsigned cp = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (ok && len == 4) {
+      unsigned cp = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) |
+                    (s[i + 3] & 0x3F);
+      ok = cp >= 0x10000 && cp <= 0x10FFFF;
+    }
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
+json string_at(lua_State* L, int idx) {
+  size_t n = 0;
+  const char* p = lua_tolstring(L, idx, &n);  // a string already: no conversion, no raise
+  std::string_view s(p, n);
+  for (unsigned char c : s) {
+    if (c >= 0x80) return to_utf8(s);
+  }
+  return std::string(s);
+}
+
+json number_at(lua_State* L, int idx) {
+  int is_int = 0;
+  lua_Integer i = lua_tointegerx(L, idx, &is_int);
+  if (lua_isinteger(L, idx) && is_int) return static_cast<std::int64_t>(i);
+  return lua_tonumber(L, idx);
+}
+
+std::expected<json, std::string> convert(lua_State* L, int idx, int depth);
+
+std::expected<std::string, std::string> key_text(lua_State* L, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      return string_at(L, idx).get<std::string>();
+    case LUA_TNUMBER: {
+      json n = number_at(L, idx);
+      return n.is_number_integer() ? std::to_string(n.get<std::int64_t>())
+                                   : fmt::format("{:.14g}", n.get<double>());
+    }
+    case LUA_TBOOLEAN:
+      return std::string(lua_toboolean(L, idx) ? "true" : "false");
+    default:
+      return std::unexpected(
+          fmt::format("cannot use a {} as a key", lua_typename(L, lua_type(L, idx))));
+  }
+}
+
+std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth) {
+  if (depth > kMaxDepth) {
+    return std::unexpected(
+        fmt::format("value nested too deeply (more than {} levels, a cycle?)", kMaxDepth));
+  }
+  if (!lua_checkstack(L, 4)) return std::unexpected("value nested too deeply");
+  idx = lua_absindex(L, idx);
+  // Pass 1: is it a sequence 1..n?
+  lua_Integer count = 0, max_key = 0;
+  bool sequence = true;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    ++count;
+    lua_pop(L, 1);
+    if (sequence && lua_isinteger(L, -1)) {
+      lua_Integer k = lua_tointeger(L, -1);
+      if (k < 1) sequence = false;
+      if (k > max_key) max_key = k;
+    } else {
+      sequence = false;
+    }
+  }
+  if (sequence && max_key == count) {
+    json arr = json::array();
+    for (lua_Integer i = 1; i <= count; ++i) {
+      lua_rawgeti(L, idx, i);
+      auto v = convert(L, -1, depth + 1);
+      lua_pop(L, 1);
+      if (!v) return v;
+      arr.push_back(std::move(*v));
+    }
+    return arr;
+  }
+  std::map<std::string, json> sorted;  // Lua's table order varies from run to run
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    auto key = key_text(L, -2);
+    auto v = key ? convert(L, -1, depth + 1) : std::unexpected(key.error());
+    lua_pop(L, 1);
+    if (!v) {
+      lua_pop(L, 1);
+      return v;
+    }
+    sorted.emplace(std::move(*key), std::move(*v));
+  }
+  json obj = json::object();
+  for (auto& [k, v] : sorted) obj.emplace(k, std::move(v));
+  return obj;
+}
+
+std::expected<json, std::string> convert(lua_State* L, int idx, int depth) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+    case LUA_TNONE:
+      return json(nullptr);
+    case LUA_TBOOLEAN:
+      return json(lua_toboolean(L, idx) != 0);
+    case LUA_TNUMBER:
+      return number_at(L, idx);
+    case LUA_TSTRING:
+      return string_at(L, idx);
+    case LUA_TTABLE:
+      return convert_table(L, idx, depth);
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == null_sentinel()) return json(nullptr);
+      [[fallthrough]];
+    default:
+      return std::unexpected(
+          fmt::format("cannot convert a {} to a value", lua_typename(L, lua_type(L, idx))));
+  }
+}
+
+}  // namespace
+
+void* null_sentinel() { return &null_tag; }
+
+void push_json(lua_State* L, const json& v) { push_json_at(L, v, 0, false); }
+
+std::expected<json, std::string> to_json(lua_State* L, int idx) { return convert(L, idx, 0); }
+
+}  // namespace netplay::expr_detail

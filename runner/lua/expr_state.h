@@ -1,0 +1,71 @@
+#pragma once
+/// The state behind an ExprEngine, shared by its source files. C functions called from
+/// Lua reach it through the lua_State's extra space.
+
+#include <filesystem>
+#include <lua.hpp>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "runner/lua/expr.h"
+
+namespace netplay::expr_detail {
+
+inline constexpr int kHookEvery = 1000;                 // instructions between limit checks
+inline constexpr size_t kCheckedAllocBytes = 64 << 10;  // allocations that check the deadline
+inline constexpr char kLoadedKey[] = "netplay.loaded";  // registry: modules already required
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+struct StepEntry {
+  Status status = Status::kPass;
+  std::string message;
+  json facts;
+  int ref = LUA_NOREF;   // the Lua table for steps.<id>, built on first access
+  unsigned version = 0;  // bumped when the result is replaced (a retry)
+};
+
+struct State {
+  ExprEngine::Limits limits;
+  lua_State* L = nullptr;
+  size_t used = 0;  // bytes held by the Lua state
+  bool active = false;
+  const std::string* tripped = nullptr;  // the limit that stopped this evaluation
+  long long instructions = 0;
+  Clock::time_point deadline;
+  std::string time_msg, instr_msg, mem_msg;
+  int base_ref = LUA_NOREF;     // built-ins, inputs, steps, env: names scripts cannot assign
+  int sandbox_ref = LUA_NOREF;  // _ENV of every chunk: script globals, __index = base
+  std::vector<int> compiled;    // id -> registry ref of the function
+  std::unordered_map<std::string, StepEntry, StringHash, std::equal_to<>> steps;
+  std::vector<const std::string*> step_order;  // ids in the order results arrived
+  std::vector<std::filesystem::path> lua_dirs;
+  std::string broken;  // the state could not be set up; every call reports this
+
+  void begin() {
+    instructions = 0;
+    tripped = nullptr;
+    deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(limits.time);
+    active = true;
+  }
+};
+
+inline State* state_of(lua_State* L) { return *static_cast<State**>(lua_getextraspace(L)); }
+
+/// lua_Alloc that refuses to grow the state past limits.memory_bytes.
+void* limited_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+/// Count and call hook: raises once the instruction budget or the deadline is exceeded.
+void limit_hook(lua_State* L, lua_Debug* ar);
+/// Message handler of every pcall: keeps strings and tagged verdicts, stringifies the rest.
+int message_handler(lua_State* L);
+/// Builds the sandbox (protected call; no arguments).
+int setup_sandbox(lua_State* L);
+/// tostring() for the parts of a mixed template: nil renders as "", tables as JSON.
+int template_str(lua_State* L);
+
+}  // namespace netplay::expr_detail

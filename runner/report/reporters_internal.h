@@ -1,0 +1,30 @@
+#pragma once
+/// Pieces shared by the reporter implementations (report_*.cc); not a public interface.
+
+#include <string>
+#include <string_view>
+
+#include "runner/base/result.h"
+#include "runner/report/reporters.h"
+
+namespace netplay::reporters {
+
+std::string render_text(const RunReport& r, const RenderOptions& opts);
+std::string render_json(const RunReport& r);
+std::string render_junit(const RunReport& r);
+std::string render_markdown(const RunReport& r);
+
+/// "0.4 ms", "12 ms", "1234 ms": always milliseconds so goldens can mask one pattern.
+std::string format_ms(double ms);
+
+/// The verdict line shared by text and markdown:
+/// "FAIL - 10 passed, 1 failed, 0 warnings, 2 skipped, 0 errors in 123 ms".
+std::string summary_line(const RunReport& r);
+
+/// Upper-case verdict word for the whole run ("PASS", "FAIL", "INTERRUPTED", ...).
+std::string verdict_word(const RunReport& r);
+
+/// A fact value as one line: strings bare, everything else compact JSON.
+std::string fact_text(const json& v);
+
+}  // namespace netplay::reporters

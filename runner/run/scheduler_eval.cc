@@ -1,0 +1,184 @@
+#include "runner/run/scheduler_eval.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "runner/base/expect.h"
+#include "runner/step/params.h"
+
+namespace netplay {
+namespace {
+
+void add_refs(std::vector<std::string>& out, const Expr& e) {
+  if (!e) return;
+  for (auto& id : ExprEngine::step_refs(e.src))
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(std::move(id));
+}
+
+std::string as_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump();
+}
+
+/// "/a/0/b" -> "a.0.b", the way a playbook author names the place.
+std::string dotted(const json::json_pointer& p) {
+  std::string s = p.to_string();
+  if (!s.empty() && s.front() == '/') s.erase(0, 1);
+  std::replace(s.begin(), s.end(), '/', '.');
+  return s;
+}
+
+/// Deliberate verdicts from netplay.fail/warn/skip arrive as errors prefixed "fail: " etc.
+Verdict verdict_from_error(const std::string& err) {
+  static constexpr std::pair<std::string_view, Status> kTags[] = {
+      {"fail: ", Status::kFail}, {"warn: ", Status::kWarn}, {"skip: ", Status::kSkip}};
+  for (const auto& [tag, status] : kTags)
+    if (err.starts_with(tag)) return {status, err.substr(tag.size())};
+  return {Status::kError, "hook error: " + err};
+}
+
+/// A template's text; a plain string (no id) or a template that fails renders as written.
+std::string render(ExprEngine* engine, const Expr& e) {
+  if (!e) return e.src;
+  auto v = engine->eval(e.id);
+  return v ? as_text(*v) : e.src;
+}
+
+std::optional<Verdict> no_engine(const char* what) {
+  return Verdict{Status::kError, fmt::format("{}: no expression engine", what)};
+}
+
+std::expected<void, std::string> fill_slots(ExprEngine* engine, json& target,
+                                            const std::vector<TemplateSlot>& slots,
+                                            std::string_view what) {
+  for (const auto& slot : slots) {
+    if (!engine) return std::unexpected(fmt::format("{}: no expression engine", what));
+    auto v = engine->eval(slot.tmpl.id);
+    if (!v) return std::unexpected(fmt::format("{}.{}: {}", what, dotted(slot.ptr), v.error()));
+    target[slot.ptr] = std::move(*v);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> expression_step_refs(const StepDef& def) {
+  std::vector<std::string> out;
+  add_refs(out, def.when);
+  add_refs(out, def.netns_tmpl);
+  for (const auto& s : def.with_templates) add_refs(out, s.tmpl);
+  for (const auto& s : def.expect_templates) add_refs(out, s.tmpl);
+  add_refs(out, def.hook_before);
+  add_refs(out, def.hook_after);
+  for (const auto& c : def.on_fail)
+    for (auto& id : expression_step_refs(c))
+      if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(std::move(id));
+  std::erase(out, def.id);
+  return out;
+}
+
+std::optional<Verdict> gate_step(ExprEngine* engine, const StepDef& def) {
+  if (def.when) {
+    if (!engine) return no_engine("when");
+    auto ok = engine->eval_bool(def.when.id);
+    if (!ok) return Verdict{Status::kError, "when: " + ok.error()};
+    if (!*ok) return Verdict{Status::kSkip, fmt::format("when: {} is false", def.when.src)};
+  }
+  if (def.hook_before) {
+    if (!engine) return no_engine("hooks.before");
+    auto r = engine->eval(def.hook_before.id);
+    if (!r) return verdict_from_error(r.error());
+    if (r->is_boolean() && !r->get<bool>()) return Verdict{Status::kSkip, "skipped by before-hook"};
+  }
+  return std::nullopt;
+}
+
+std::expected<PreparedStep, std::string> prepare_step(ExprEngine* engine, const StepDef& def,
+                                                      const std::string* inherit_netns) {
+  PreparedStep p;
+  if (def.netns_tmpl) {
+    if (!engine) return std::unexpected("netns: no expression engine");
+    auto v = engine->eval(def.netns_tmpl.id);
+    if (!v) return std::unexpected("netns: " + v.error());
+    if (!v->is_string())
+      return std::unexpected(fmt::format("netns: expected a string, got {}", describe_value(*v)));
+    p.netns = v->get<std::string>();
+    if (p.netns.empty()) p.netns = "host";
+  } else if (inherit_netns && (def.netns.empty() || def.netns == "host")) {
+    p.netns = *inherit_netns;
+  } else {
+    p.netns = def.netns.empty() ? "host" : def.netns;
+  }
+
+  json with = def.with;
+  if (auto r = fill_slots(engine, with, def.with_templates, "with"); !r)
+    return std::unexpected(r.error());
+  if (!def.step) return std::unexpected(fmt::format("unknown step '{}'", def.uses));
+  auto params = finalize_params(def.step->spec(), std::move(with));
+  if (!params) return std::unexpected(params.error());
+  p.params = std::move(*params);
+
+  if (!def.expect_templates.empty()) {
+    json expect = def.expect;
+    if (auto r = fill_slots(engine, expect, def.expect_templates, "expect"); !r)
+      return std::unexpected(r.error());
+    p.expect = std::move(expect);
+  }
+  return p;
+}
+
+std::optional<Verdict> run_after_hook(ExprEngine* engine, const StepDef& def) {
+  if (!def.hook_after) return std::nullopt;
+  if (!engine) return no_engine("hooks.after");
+  auto r = engine->eval(def.hook_after.id);
+  if (!r) return verdict_from_error(r.error());
+  return std::nullopt;
+}
+
+Judgement judge_attempt(const StepDef& def, const json& expect, Status out_status,
+                        std::string out_message, const json& facts) {
+  Judgement j;
+  j.status = out_status;
+  j.message = std::move(out_message);
+  bool judged = out_status == Status::kPass || out_status == Status::kWarn;
+  if (judged && expect.is_object() && !expect.empty()) {
+    j.expectations = judge(expect, facts);
+    const ExpectationResult* first = nullptr;
+    size_t failed = 0;
+    for (const auto& e : j.expectations) {
+      if (e.ok) continue;
+      if (!first) first = &e;
+      ++failed;
+    }
+    if (first) {
+      j.status = def.warn_only ? Status::kWarn : Status::kFail;
+      j.message =
+          failed > 1 ? fmt::format("{} (+{} more)", first->message, failed - 1) : first->message;
+      j.retryable = true;
+    }
+  }
+  if (j.status == Status::kFail || j.status == Status::kError) j.retryable = true;
+  if (j.status == Status::kFail && def.warn_only) j.status = Status::kWarn;
+  return j;
+}
+
+std::vector<Finding> diagnose(ExprEngine* engine, const Playbook& pb) {
+  std::vector<Finding> out;
+  if (!engine) return out;
+  for (const auto& rule : pb.diagnosis) {
+    if (!rule.when) continue;
+    auto hit = engine->eval_bool(rule.when.id);
+    if (!hit || !*hit) continue;
+    Finding f;
+    f.id = rule.id;
+    f.finding = render(engine, rule.finding);
+    for (const auto& n : rule.next) f.next.push_back(render(engine, n));
+    f.references = rule.references;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace netplay

@@ -1,0 +1,61 @@
+#pragma once
+/// What the scheduler asks of expressions, always on the scheduler thread (ExprEngine is
+/// single-threaded): `when`, hooks, templates of netns/with/expect, params, the judgement
+/// of facts and the diagnosis. Steps without expressions never touch Lua here.
+
+#include <expected>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runner/load/playbook.h"
+#include "runner/base/result.h"
+
+namespace netplay {
+
+/// An outcome decided without (or instead of) running the step.
+struct Verdict {
+  Status status = Status::kError;
+  std::string message;
+};
+
+/// A ready step, resolved: where it runs, its final params and what to expect.
+struct PreparedStep {
+  std::string netns = "host";
+  json params = json::object();
+  std::optional<json> expect;  // only when templates were resolved; else StepDef::expect
+  const json& expect_of(const StepDef& def) const { return expect ? *expect : def.expect; }
+};
+
+/// Step ids read by the step's expressions (when, netns, with/expect templates, hooks and
+/// those of its on_fail collectors), in order of first appearance.
+std::vector<std::string> expression_step_refs(const StepDef& def);
+
+/// `when:` then the before-hook; a verdict when the step must not run as planned.
+std::optional<Verdict> gate_step(ExprEngine* engine, const StepDef& def);
+
+/// Resolves the netns/with/expect templates and finalizes params (defaults, coercion).
+/// `inherit_netns` (collectors) replaces a def that names no namespace of its own.
+std::expected<PreparedStep, std::string> prepare_step(ExprEngine* engine, const StepDef& def,
+                                                      const std::string* inherit_netns);
+
+/// Runs the after-hook; a verdict when the hook decides the outcome (netplay.fail/warn/skip)
+/// or fails ("hook error: ...").
+std::optional<Verdict> run_after_hook(ExprEngine* engine, const StepDef& def);
+
+/// Status and message of one finished attempt judged against its expectations.
+/// `failed_check` is true when the attempt should be retried (fail, error or unmet).
+struct Judgement {
+  Status status = Status::kPass;
+  std::string message;
+  std::vector<ExpectationResult> expectations;
+  bool retryable = false;
+};
+Judgement judge_attempt(const StepDef& def, const json& expect, Status out_status,
+                        std::string out_message, const json& facts);
+
+/// Every diagnosis rule whose `when` holds, rendered. A rule whose `when` cannot be
+/// evaluated counts as not matched.
+std::vector<Finding> diagnose(ExprEngine* engine, const Playbook& pb);
+
+}  // namespace netplay

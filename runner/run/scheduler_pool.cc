@@ -1,0 +1,166 @@
+#include "runner/run/scheduler_pool.h"
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "runner/step/netns.h"
+
+namespace netplay {
+
+bool run_attempt(Attempt& a) {
+  StepContext ctx;
+  ctx.deadline = a.deadline;
+  ctx.cancelled = &a.cancelled;
+  ctx.stop_requested = &a.stop_requested;
+  ctx.netns = a.netns;
+  ctx.step_id = a.step_id;
+  ctx.attempt = a.number;
+  a.started = Clock::now();
+
+  std::optional<NetnsScope> scope;
+  if (!a.netns.empty() && a.netns != "host") {
+    auto entered = NetnsScope::enter(a.netns);
+    if (!entered) {
+      a.out = StepOutput::error(entered.error());
+      a.finished = Clock::now();
+      return thread_netns_home_ok();
+    }
+    scope.emplace(std::move(*entered));
+  }
+  try {
+    a.out = a.step->run(ctx, a.params);
+  } catch (const std::exception& e) {
+    a.out = StepOutput::error(std::string("internal error: ") + e.what());
+  } catch (...) {
+    a.out = StepOutput::error("internal error: unknown exception");
+  }
+  bool home = scope ? scope->leave() : true;
+  a.finished = Clock::now();
+  return home && thread_netns_home_ok();
+}
+
+struct WorkerPool::Shared {
+  mutable std::mutex m;
+  std::condition_variable work_cv;
+  std::condition_variable done_cv;
+  std::deque<std::shared_ptr<Attempt>> queue;
+  std::vector<std::shared_ptr<Attempt>> done;
+  std::map<unsigned long, std::thread> threads;
+  std::vector<unsigned long> exited;  // retired threads waiting to be joined
+  unsigned long next_id = 1;
+  size_t idle = 0;  // workers blocked in work_cv.wait
+  bool stopping = false;
+};
+
+namespace {
+
+void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id);
+
+}  // namespace
+
+WorkerPool::WorkerPool() : s_(std::make_shared<Shared>()) {}
+
+WorkerPool::~WorkerPool() {
+  std::map<unsigned long, std::thread> threads;
+  {
+    std::lock_guard lock(s_->m);
+    s_->stopping = true;
+    threads.swap(s_->threads);
+    for (const auto& a : s_->queue) a->cancelled = true;
+  }
+  s_->work_cv.notify_all();
+  for (auto& [id, t] : threads)
+    if (t.joinable()) t.join();
+}
+
+namespace {
+
+void reap_locked(WorkerPool::Shared& s, std::vector<std::thread>& out) {
+  for (unsigned long id : s.exited) {
+    auto it = s.threads.find(id);
+    if (it == s.threads.end()) continue;
+    out.push_back(std::move(it->second));
+    s.threads.erase(it);
+  }
+  s.exited.clear();
+}
+
+void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id) {
+  std::unique_lock lock(s->m);
+  for (;;) {
+    while (s->queue.empty() && !s->stopping) {
+      ++s->idle;
+      s->work_cv.wait(lock);
+      --s->idle;
+    }
+    if (s->queue.empty()) return;  // stopping
+    std::shared_ptr<Attempt> a = std::move(s->queue.front());
+    s->queue.pop_front();
+    a->worker = id;
+    lock.unlock();
+    bool home_ok = run_attempt(*a);
+    lock.lock();
+    a->completed = true;
+    if (a->abandoned) return;  // already detached and forgotten by the pool
+    s->done.push_back(std::move(a));
+    s->done_cv.notify_one();
+    if (!home_ok) {
+      // A thread whose namespace is unknown must never run another step.
+      s->exited.push_back(id);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+void WorkerPool::submit(std::shared_ptr<Attempt> a) {
+  std::vector<std::thread> reaped;
+  {
+    std::lock_guard lock(s_->m);
+    reap_locked(*s_, reaped);
+    s_->queue.push_back(std::move(a));
+    if (s_->idle < s_->queue.size()) {
+      unsigned long id = s_->next_id++;
+      s_->threads.emplace(id, std::thread(worker_main, s_, id));
+    }
+  }
+  s_->work_cv.notify_one();
+  for (auto& t : reaped) t.join();
+}
+
+std::vector<std::shared_ptr<Attempt>> WorkerPool::wait(Clock::time_point until) {
+  std::vector<std::shared_ptr<Attempt>> out;
+  std::unique_lock lock(s_->m);
+  s_->done_cv.wait_until(lock, until, [&] { return !s_->done.empty(); });
+  out.swap(s_->done);
+  return out;
+}
+
+bool WorkerPool::abandon(const std::shared_ptr<Attempt>& a) {
+  std::lock_guard lock(s_->m);
+  if (a->completed) return false;
+  a->abandoned = true;
+  if (a->worker == 0) {
+    std::erase(s_->queue, a);
+    return true;
+  }
+  auto it = s_->threads.find(a->worker);
+  if (it != s_->threads.end()) {
+    it->second.detach();
+    s_->threads.erase(it);
+  }
+  return true;
+}
+
+size_t WorkerPool::threads() const {
+  std::lock_guard lock(s_->m);
+  return s_->threads.size();
+}
+
+}  // namespace netplay

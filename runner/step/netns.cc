@@ -1,0 +1,113 @@
+/// Network namespaces, entered per worker thread. setns(2) with CLONE_NEWNET changes only the
+/// calling thread (unlike mount namespaces, no unshare(CLONE_FS) is needed), so several
+/// workers can sit in different namespaces at once.
+
+#include "runner/step/netns.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace netplay {
+namespace {
+
+/// Set when a thread could not get back to its original namespace: whatever it runs next
+/// would run in the wrong place, so its owner retires it.
+thread_local bool t_poisoned = false;
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+std::expected<std::string, std::string> netns_path(const std::string& spec) {
+  if (spec.empty() || spec == "host") return std::string();
+  if (spec.starts_with("pid:")) {
+    std::string_view pid = std::string_view(spec).substr(4);
+    if (!all_digits(pid) || pid.size() > 9)
+      return std::unexpected(
+          fmt::format("invalid netns '{}': expected pid:N with N a process id", spec));
+    return fmt::format("/proc/{}/ns/net", pid);
+  }
+  if (spec.front() == '/') return spec;
+  if (spec == "." || spec == ".." || spec.find('/') != std::string::npos ||
+      spec.find('\0') != std::string::npos)
+    return std::unexpected(fmt::format(
+        "invalid netns '{}': expected host, a name from /run/netns, an absolute path or pid:N",
+        spec));
+  return "/run/netns/" + spec;
+}
+
+std::expected<NetnsScope, std::string> NetnsScope::enter(const std::string& spec) {
+  auto path = netns_path(spec);
+  if (!path) return std::unexpected(path.error());
+  NetnsScope scope;
+  if (path->empty()) return scope;
+  if (t_poisoned) return std::unexpected("worker thread lost its original network namespace");
+
+  int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT)
+      return std::unexpected(fmt::format("network namespace '{}' not found ({})", spec, *path));
+    if (e == EACCES || e == EPERM)
+      return std::unexpected(fmt::format(
+          "opening network namespace '{}' ({}) is not permitted (run as root)", spec, *path));
+    return std::unexpected(
+        fmt::format("cannot open network namespace '{}' ({}): {}", spec, *path, std::strerror(e)));
+  }
+  int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0) {
+    int e = errno;
+    ::close(fd);
+    return std::unexpected(
+        fmt::format("cannot open this thread's network namespace: {}", std::strerror(e)));
+  }
+  if (::setns(fd, CLONE_NEWNET) != 0) {
+    int e = errno;
+    ::close(fd);
+    ::close(home);
+    if (e == EPERM)
+      return std::unexpected(
+          fmt::format("entering network namespace '{}' needs CAP_SYS_ADMIN (run as root)", spec));
+    if (e == EINVAL) return std::unexpected(fmt::format("{} is not a network namespace", *path));
+    return std::unexpected(
+        fmt::format("cannot enter network namespace '{}' ({}): {}", spec, *path, std::strerror(e)));
+  }
+  ::close(fd);
+  scope.home_fd_ = home;
+  return scope;
+}
+
+NetnsScope::NetnsScope(NetnsScope&& o) noexcept : home_fd_(o.home_fd_) { o.home_fd_ = -1; }
+
+NetnsScope::~NetnsScope() { leave(); }
+
+bool NetnsScope::leave() {
+  if (home_fd_ < 0) return true;
+  bool ok = ::setns(home_fd_, CLONE_NEWNET) == 0;
+  ::close(home_fd_);
+  home_fd_ = -1;
+  if (!ok) t_poisoned = true;
+  return ok;
+}
+
+bool thread_netns_home_ok() { return !t_poisoned; }
+
+std::expected<unsigned long, std::string> netns_inode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return std::unexpected(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  return static_cast<unsigned long>(st.st_ino);
+}
+
+}  // namespace netplay

@@ -1,0 +1,147 @@
+#pragma once
+/// The step contract. A step declares a spec (what `list`, `describe`, validation and the
+/// JSON Schema are generated from) and implements run(); it observes and reports facts,
+/// never prints, never decides the exit code. The runner judges facts against `expect:`.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runner/base/core.h"
+#include "runner/base/types.h"
+
+namespace netplay {
+
+struct ParamSpec {
+  std::string name;
+  ValueType type = ValueType::kString;
+  std::string doc;
+  json default_value;  // null: no default
+  bool required = false;
+  std::vector<std::string> choices;    // allowed values for strings, if any
+  ValueType item_type = ValueType::kString;  // for kList
+};
+
+struct FactSpec {
+  std::string name;
+  std::string type;  // "int", "string", "bool", "number", "list", "map", ...
+  std::string doc;
+};
+
+struct StepSpec {
+  std::string name;     // "vxlan.vtep"
+  std::string summary;  // one line for `netplay list`
+  std::string description;  // a paragraph or two for `netplay describe`
+  std::vector<ParamSpec> params;
+  std::vector<FactSpec> facts;
+  /// Params of which at least one must be given, e.g. {"name", "index"}.
+  std::vector<std::vector<std::string>> one_of;
+  std::string privileges;  // "" = none; otherwise e.g. "CAP_SYS_ADMIN to enter a namespace"
+  bool changes_state = false;
+  bool supports_background = false;
+  std::string example;  // a YAML snippet shown by `describe`
+
+  const ParamSpec* param(std::string_view n) const;
+  const FactSpec* fact(std::string_view n) const;
+};
+
+/// Params after templates were resolved, defaults applied and types coerced.
+class Params {
+ public:
+  Params() = default;
+  explicit Params(json values) : v_(std::move(values)) {}
+  bool has(const std::string& k) const { return v_.contains(k) && !v_[k].is_null(); }
+  const json& raw(const std::string& k) const;
+  std::string str(const std::string& k, const std::string& def = "") const;
+  long long integer(const std::string& k, long long def = 0) const;
+  double number(const std::string& k, double def = 0) const;
+  bool boolean(const std::string& k, bool def = false) const;
+  Millis duration(const std::string& k, Millis def = Millis(0)) const;
+  std::vector<std::string> strings(const std::string& k) const;
+  const json& all() const { return v_; }
+
+ private:
+  json v_ = json::object();
+};
+
+/// What a step sees of the run: deadlines and cancellation reach every native wait.
+struct StepContext {
+  Clock::time_point deadline = Clock::time_point::max();
+  /// Hard stop: Ctrl-C, global timeout or this attempt's timeout. Return promptly.
+  const std::atomic<bool>* cancelled = nullptr;
+  /// Graceful stop for background steps: finish and report what was gathered.
+  const std::atomic<bool>* stop_requested = nullptr;
+  std::string netns = "host";  // as named in the playbook (already entered)
+  std::string step_id;
+  int attempt = 1;
+
+  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
+  bool should_stop() const {
+    return is_cancelled() || (stop_requested && stop_requested->load(std::memory_order_relaxed));
+  }
+  bool expired() const { return Clock::now() >= deadline; }
+  /// Time left before the deadline (zero when past it).
+  Millis remaining() const;
+};
+
+struct StepOutput {
+  /// kPass unless the step itself decided otherwise: kError = could not check (never report
+  /// "nothing there" when reading failed), kFail = the check itself failed (e.g. wrong kind).
+  Status status = Status::kPass;
+  std::string message;
+  json facts = json::object();
+  std::vector<std::string> evidence;
+
+  static StepOutput error(std::string msg) {
+    StepOutput o;
+    o.status = Status::kError;
+    o.message = std::move(msg);
+    return o;
+  }
+  static StepOutput fail(std::string msg) {
+    StepOutput o;
+    o.status = Status::kFail;
+    o.message = std::move(msg);
+    return o;
+  }
+};
+
+class Step {
+ public:
+  virtual ~Step() = default;
+  virtual const StepSpec& spec() const = 0;
+  /// Runs on a worker thread that has already entered the step's network namespace.
+  virtual StepOutput run(StepContext& ctx, const Params& params) const = 0;
+};
+
+/// The registry of built-in (and Lua-registered) steps, built at start-up from factories
+/// queued by NETPLAY_REGISTER_STEP: no static-initialisation-order traps.
+class Registry {
+ public:
+  static Registry& instance();
+  void add(std::unique_ptr<Step> step);
+  const Step* find(std::string_view name) const;
+  std::vector<const Step*> all() const;  // sorted by name
+  std::vector<std::string> names() const;
+
+ private:
+  Registry();
+  std::vector<std::unique_ptr<Step>> steps_;
+};
+
+using StepFactory = std::unique_ptr<Step> (*)();
+bool queue_step_factory(StepFactory f);
+
+}  // namespace netplay
+
+#define NETPLAY_CONCAT_INNER(a, b) a##b
+#define NETPLAY_CONCAT(a, b) NETPLAY_CONCAT_INNER(a, b)
+/// One line per step file: `NETPLAY_REGISTER_STEP(VxlanVtepStep);`
+#define NETPLAY_REGISTER_STEP(Class)                                                  \
+  static const bool NETPLAY_CONCAT(netplay_registered_, __LINE__) =                  \
+      ::netplay::queue_step_factory(+[]() -> std::unique_ptr<::netplay::Step> {      \
+        return std::make_unique<Class>();                                            \
+      })
