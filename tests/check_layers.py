@@ -4,10 +4,12 @@
 The engine's layers are the folders of runner/ (one CMake library each); steps/ is the
 built-in steps. Allowed: each layer may include itself and the layers listed for it.
 Run: tests/check_layers.py [SOURCE_DIR]; exits 1 and names every offending include.
+`--self-test` checks the checker on a tree it makes with known violations.
 """
 import pathlib
 import re
 import sys
+import tempfile
 
 ALLOWED = {
     "runner/base": {"runner/base"},
@@ -30,8 +32,7 @@ def layer_of(rel: str) -> str | None:
     return None
 
 
-def main() -> int:
-    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
+def check(root: pathlib.Path) -> tuple[int, list[str]]:
     problems = []
     checked = 0
     for top in ("runner", "steps"):
@@ -55,6 +56,40 @@ def main() -> int:
                     problems.append(
                         f"{rel}:{line}: {layer} may not include {target} ({tlayer}); "
                         f"allowed: {', '.join(sorted(ALLOWED[layer]))}")
+    return checked, problems
+
+
+def self_test() -> int:
+    """A tree with one allowed include and three forbidden ones; all three must be named."""
+    files = {
+        "runner/base/core.h": "",
+        "runner/run/scheduler.h": '#include "runner/base/core.h"\n',
+        "runner/report/text.cc": '#include "runner/run/scheduler.h"\n',
+        "steps/link.cc": '#include "runner/step/step.h"\n#include "runner/load/loader.h"\n',
+        "runner/step/step.h": '#include "runner/lua/expr.h"\n',
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        _, problems = check(root)
+    expected = ["runner/report/text.cc:1: runner/report may not include runner/run/scheduler.h",
+                "runner/step/step.h:1: runner/step may not include runner/lua/expr.h",
+                "steps/link.cc:2: steps may not include runner/load/loader.h"]
+    got = sorted(p.split(" (")[0] for p in problems)
+    if got != expected:
+        print("self-test failed:\n  expected " + repr(expected) + "\n  got      " + repr(got))
+        return 1
+    print("layers self-test: the three violations were found")
+    return 0
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
+    checked, problems = check(root)
     for p in problems:
         print(p)
     if checked == 0:

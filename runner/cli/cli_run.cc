@@ -15,7 +15,7 @@
 #include "runner/cli/cli_internal.h"
 #include "runner/load/loader.h"
 #include "runner/step/process.h"
-#include "runner/run/scheduler.h"
+#include "runner/run/session.h"
 
 namespace netplay {
 namespace cli {
@@ -132,7 +132,8 @@ int run_command(const RunArgs& a, const CliIo& io) {
 
   static const std::atomic<bool> never{false};
   if (io.before_run) io.before_run();
-  RunReport report = run_playbook(*pb, opts, progress.get(), io.interrupt ? *io.interrupt : never);
+  Session session(*pb, std::move(opts));
+  RunReport report = session.run(progress.get(), io.interrupt ? *io.interrupt : never);
   progress.reset();  // erases the live lines before the report is printed
 
   int rc = exit_code(report);

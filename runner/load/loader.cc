@@ -73,44 +73,36 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
     return e;
   }
   e.src = n.Scalar();
-  ExprEngine& engine = *pb_.engine;
+  std::string code = e.src;
   std::expected<int, std::string> id;
-  switch (kind) {
-    case Kind::kExpr:
-      id = engine.compile_expr(e.src);
-      break;
-    case Kind::kTemplate:
-      id = engine.compile_template(e.src);
-      break;
-    case Kind::kChunk: {
-      std::string label;
-      if (std::regex_match(e.src, lua_file_re())) {
-        auto slash = file_.rfind('/');
-        std::string path = e.src[0] == '/' || slash == std::string::npos
-                               ? e.src
-                               : file_.substr(0, slash + 1) + e.src;
-        std::ifstream in(path);
-        if (!in) {
-          err(n, fmt::format("{}: cannot read Lua file '{}'", field, path));
-          return e;
-        }
-        std::stringstream ss;
-        ss << in.rdbuf();
-        label = e.src + ": ";
-        e.src = ss.str();
+  if (kind == Kind::kChunk) {
+    std::string label;
+    if (std::regex_match(e.src, lua_file_re())) {
+      auto slash = file_.rfind('/');
+      std::string path = e.src[0] == '/' || slash == std::string::npos
+                             ? e.src
+                             : file_.substr(0, slash + 1) + e.src;
+      std::ifstream in(path);
+      if (!in) {
+        err(n, fmt::format("{}: cannot read Lua file '{}'", field, path));
+        return e;
       }
-      id = engine.compile_chunk(e.src);
-      // A hook may be a bare expression ("steps.a.facts.x > 0"): treat it as its value.
-      if (!id) {
-        auto as_expr = engine.compile_chunk("return " + e.src);
-        if (as_expr) {
-          e.src = "return " + e.src;
-          id = as_expr;
-        }
-      }
-      if (!id) id = std::unexpected(label + id.error());
-      break;
+      std::stringstream ss;
+      ss << in.rdbuf();
+      label = e.src + ": ";
+      code = ss.str();
     }
+    id = scratch_.compile({kind, code});
+    // A hook may be a bare expression ("steps.a.facts.x > 0"): treat it as its value.
+    if (!id) {
+      if (auto as_expr = scratch_.compile({kind, "return " + code})) {
+        code = "return " + code;
+        id = as_expr;
+      }
+    }
+    if (!id) id = std::unexpected(label + id.error());
+  } else {
+    id = scratch_.compile({kind, code});
   }
   if (!id) {
     // Lua reads `a = b` inside an expression as a stray assignment; say what was meant.
@@ -118,7 +110,9 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
     err(n, fmt::format("{}: {}{}", field, id.error(), assignment ? " (compare with ==)" : ""));
     return e;
   }
-  e.id = *id;
+  // A hook's source is what it runs (the file's text, "return " added), as before.
+  std::string src = kind == Kind::kChunk ? code : e.src;
+  e = pb_.add_expr(kind, std::move(code), std::move(src), e.pos);
   std::vector<std::string> input_names;
   for (const auto& in : pb_.inputs) input_names.push_back(in.name);
   for (const auto& name : ExprEngine::input_refs(e.src)) {
@@ -151,7 +145,7 @@ void Loader::templates_in(const YAML::Node& n, const json::json_pointer& ptr,
   }
 }
 
-std::expected<Playbook, std::vector<Diagnostic>> Loader::run(const std::string& text) {
+std::expected<Plan, std::vector<Diagnostic>> Loader::run(const std::string& text) {
   pb_.sha256 = sha256_hex(text);
   YAML::Node root;
   try {
@@ -166,6 +160,7 @@ std::expected<Playbook, std::vector<Diagnostic>> Loader::run(const std::string& 
   load_top(root);
   check_needs();
   check_refs();
+  link_graph(pb_);
   if (!diags_.empty()) {
     std::stable_sort(diags_.begin(), diags_.end(), [](const Diagnostic& a, const Diagnostic& b) {
       return std::pair(a.pos.line, a.pos.col) < std::pair(b.pos.line, b.pos.col);
@@ -457,12 +452,12 @@ void Loader::check_refs() {
 
 using loader_detail::Loader;
 
-std::expected<Playbook, std::vector<Diagnostic>> load_playbook_text(
+std::expected<Plan, std::vector<Diagnostic>> load_playbook_text(
     const std::string& text, const std::string& display_name) {
   return Loader(display_name).run(text);
 }
 
-std::expected<Playbook, std::vector<Diagnostic>> load_playbook(const std::string& path) {
+std::expected<Plan, std::vector<Diagnostic>> load_playbook(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return std::unexpected(

@@ -15,14 +15,14 @@ namespace netplay {
 
 namespace {
 
-std::string input_hint(const Playbook& pb, std::string_view name) {
+std::string input_hint(const Plan& pb, std::string_view name) {
   std::vector<std::string> names;
   for (const auto& in : pb.inputs) names.push_back(in.name);
   std::string s = did_you_mean(name, names);
   return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
 }
 
-void load_vars_file(const Playbook& pb, const std::string& path, json& values,
+void load_vars_file(const Plan& pb, const std::string& path, json& values,
                     std::vector<Diagnostic>& errors) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -69,7 +69,7 @@ void load_vars_file(const Playbook& pb, const std::string& path, json& values,
   }
 }
 
-void apply_set(const Playbook& pb, const std::string& arg, json& values,
+void apply_set(const Plan& pb, const std::string& arg, json& values,
                std::vector<Diagnostic>& errors) {
   auto eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -111,7 +111,7 @@ void apply_set(const Playbook& pb, const std::string& arg, json& values,
 }  // namespace
 
 std::expected<json, std::vector<Diagnostic>> resolve_inputs(
-    const Playbook& pb, const std::vector<std::string>& vars_files,
+    const Plan& pb, const std::vector<std::string>& vars_files,
     const std::vector<std::string>& sets) {
   json values = json::object();
   for (const auto& in : pb.inputs) values[in.name] = in.default_value;

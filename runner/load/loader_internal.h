@@ -13,7 +13,7 @@
 
 #include "runner/base/core.h"
 #include "runner/base/yaml.h"
-#include "runner/load/playbook.h"
+#include "runner/load/plan.h"
 
 namespace netplay::loader_detail {
 
@@ -57,19 +57,7 @@ inline std::string hint(std::string_view word, const std::vector<std::string>& c
   return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
 }
 
-/// The scheduler hands `with` to finalize_params(), which coerces again; a duration in
-/// milliseconds would be read there as seconds, so checked durations stay text ("250ms").
-inline json durations_as_text(const ParamSpec& p, json v) {
-  auto text = [](json& d) {
-    if (d.is_number()) d = format_duration(Millis(d.get<double>()));
-  };
-  if (p.type == ValueType::kDuration) text(v);
-  if (p.type == ValueType::kList && p.item_type == ValueType::kDuration && v.is_array())
-    for (auto& item : v) text(item);
-  return v;
-}
-
-enum class Kind { kExpr, kTemplate, kChunk };
+using Kind = ExprKind;
 
 struct PendingRefs {
   Pos pos;
@@ -87,12 +75,9 @@ struct NeedEdge {
 
 class Loader {
  public:
-  explicit Loader(std::string file) : file_(std::move(file)) {
-    pb_.file = file_;
-    pb_.engine = std::make_shared<ExprEngine>();
-  }
+  explicit Loader(std::string file) : file_(std::move(file)) { pb_.file = file_; }
 
-  std::expected<Playbook, std::vector<Diagnostic>> run(const std::string& text);
+  std::expected<Plan, std::vector<Diagnostic>> run(const std::string& text);
 
  private:
   void err(Pos p, std::string msg) { diags_.push_back({file_, p, std::move(msg)}); }
@@ -121,7 +106,10 @@ class Loader {
   void check_refs();
 
   std::string file_;
-  Playbook pb_;
+  Plan pb_;
+  /// Compiles each expression once to validate it; thrown away with the loader, so no
+  /// Lua state (and nothing a script did at load time) reaches a run.
+  ExprEngine scratch_;
   std::vector<Diagnostic> diags_;
   std::vector<PendingRefs> refs_;
   std::map<std::string, Pos> step_ids_;

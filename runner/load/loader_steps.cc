@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <map>
 
 #include "runner/base/expect.h"
 #include "runner/load/loader_internal.h"
@@ -131,54 +132,46 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
     err(n, fmt::format("with: expected a map of params, got {}", describe_node(n)));
     return;
   }
+  std::map<std::string, std::pair<Pos, Pos>> where;  // param -> positions of key, value
+  json given = json::object();
+  std::vector<std::string> reported;  // unquoted templates: already reported, not checked
   if (n && n.IsMap()) {
-    std::vector<std::string> names;
-    if (spec)
-      for (const auto& p : spec->params) names.push_back(p.name);
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (!it->first.IsScalar()) continue;
       const std::string key = it->first.Scalar();
       const YAML::Node v = it->second;  // a copy: the iterator yields temporaries
-      const std::string where = "with." + key;
-      if (s.with.contains(key)) continue;  // duplicate, reported by check_structure
+      if (given.contains(key)) continue;  // duplicate, reported by check_structure
       s.with_pos[key] = v.IsNull() ? pos_of(it->first) : pos_of(v);
+      where[key] = {pos_of(it->first), s.with_pos[key]};
       std::vector<TemplateSlot> slots;
-      templates_in(v, json::json_pointer() / key, where, slots);
+      templates_in(v, json::json_pointer() / key, "with." + key, slots);
+      for (auto& slot : slots) s.with_templates.push_back(std::move(slot));
       json value = to_json(v);
       if (value.is_null()) continue;  // not given: the default applies
       // An unquoted template was reported already; the value means nothing more.
-      if (spec && !yamlx::has_complex_key(v)) {
-        const ParamSpec* p = spec->param(key);
-        if (!p) {
-          err(it->first,
-              fmt::format("{}: unknown param of '{}'{}", where, spec->name, hint(key, names)));
-          continue;
-        }
-        auto c = check_param(*p, value, where, /*allow_templates=*/true);
-        if (c)
-          value = durations_as_text(*p, std::move(*c));
-        else
-          err(v, c.error());
+      if (yamlx::has_complex_key(v)) {
+        reported.push_back(key);
+        continue;
       }
-      s.with[key] = std::move(value);
-      for (auto& slot : slots) s.with_templates.push_back(std::move(slot));
+      given[key] = std::move(value);
     }
   }
-  if (!spec) return;
-  Pos at = n && n.IsMap() ? pos_of(n) : fallback;
-  for (const auto& p : spec->params) {
-    if (p.required && !s.with.contains(p.name))
-      err(at, fmt::format("with.{}: missing (required by '{}')", p.name, spec->name));
+  if (!spec) {
+    s.with = std::move(given);
+    return;
   }
-  for (const auto& group : spec->one_of) {
-    bool any = std::any_of(group.begin(), group.end(), [&](const std::string& name) {
-      const ParamSpec* p = spec->param(name);
-      return s.with.contains(name) || (p && !p->default_value.is_null());
-    });
-    if (!any)
-      err(at,
-          fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec->name));
+  Pos map_at = n && n.IsMap() ? pos_of(n) : fallback;
+  CheckedParams checked = check_params(*spec, given, /*load_time=*/true);
+  for (const auto& p : checked.problems) {
+    if (std::find(reported.begin(), reported.end(), p.param) != reported.end()) continue;
+    auto it = where.find(p.param);
+    Pos at = map_at;
+    if (it != where.end() && p.at != ParamProblem::At::kMap)
+      at = p.at == ParamProblem::At::kKey ? it->second.first : it->second.second;
+    err(at, p.message);
   }
+  // Canonical values (durations in ms): the scheduler coerces only what templates produce.
+  s.with = std::move(checked.values);
 }
 
 void Loader::load_expect(const YAML::Node& n, StepDef& s) {

@@ -38,35 +38,32 @@ std::string clean_message(std::string_view msg) {
   return std::string(msg);
 }
 
-/// The error at the top of the stack as the text eval() returns.
-std::string error_text(State& im, int status) {
+/// The error at the top of the stack, typed. A verdict is recognised by its metatable,
+/// which scripts can neither read nor forge; any other table is an ordinary error shown
+/// as compact JSON.
+ExprError error_of(State& im, int status) {
   lua_State* L = im.L;
-  if (im.tripped) return *im.tripped;
-  if (status == LUA_ERRMEM) return im.mem_msg;
+  if (im.tripped) return {ExprError::Kind::kLimit, Status::kError, *im.tripped};
+  if (status == LUA_ERRMEM) return {ExprError::Kind::kLimit, Status::kError, im.mem_msg};
   if (lua_type(L, -1) == LUA_TTABLE) {
-    lua_pushliteral(L, "netplay_status");
-    lua_rawget(L, -2);
-    lua_pushliteral(L, "message");
-    lua_rawget(L, -3);
-    std::string out;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      out = lua_tostring(L, -2);
-      out += ": ";
-      if (lua_type(L, -1) == LUA_TSTRING) out += lua_tostring(L, -1);
-    }
-    lua_pop(L, 2);
-    if (!out.empty()) return out;
+    if (auto verdict = verdict_of(L, -1))
+      return {ExprError::Kind::kVerdict, verdict->first, std::move(verdict->second)};
+    auto j = to_json(L, -1);
+    std::string text = j ? j->dump(-1, ' ', false, json::error_handler_t::replace) : "?";
+    if (text.size() > 200) text = text.substr(0, 200) + "...";
+    return {ExprError::Kind::kError, Status::kError, "error object " + text};
   }
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t n = 0;
     const char* p = lua_tolstring(L, -1, &n);
-    return clean_message(std::string_view(p, n));
+    return {ExprError::Kind::kError, Status::kError, clean_message(std::string_view(p, n))};
   }
-  return "(error object is not a string)";
+  return {ExprError::Kind::kError, Status::kError,
+          fmt::format("error object is a {} value", luaL_typename(L, -1))};
 }
 
 /// Runs f(ud) as a protected call with limits armed.
-std::expected<void, std::string> protect(State& im, lua_CFunction f, void* ud) {
+std::expected<void, ExprError> protect(State& im, lua_CFunction f, void* ud) {
   lua_State* L = im.L;
   int base = lua_gettop(L);
   lua_pushcfunction(L, message_handler);
@@ -75,8 +72,8 @@ std::expected<void, std::string> protect(State& im, lua_CFunction f, void* ud) {
   im.begin();
   int status = lua_pcall(L, 1, 0, base + 1);
   im.active = false;
-  std::expected<void, std::string> out;
-  if (status != LUA_OK) out = std::unexpected(error_text(im, status));
+  std::expected<void, ExprError> out;
+  if (status != LUA_OK) out = std::unexpected(error_of(im, status));
   lua_settop(L, base);
   return out;
 }
@@ -177,7 +174,7 @@ ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
   *static_cast<State**>(lua_getextraspace(im.L)) = &im;
   lua_sethook(im.L, limit_hook, LUA_MASKCOUNT | LUA_MASKCALL, kHookEvery);
   if (auto ok = protect(im, setup_sandbox, nullptr); !ok)
-    im.broken = "cannot set up Lua: " + ok.error();
+    im.broken = "cannot set up Lua: " + ok.error().message;
 }
 
 ExprEngine::~ExprEngine() {
@@ -186,9 +183,9 @@ ExprEngine::~ExprEngine() {
 
 namespace {
 
-std::expected<int, std::string> compile(State& im, CompileArgs args) {
+std::expected<int, std::string> compile_into(State& im, CompileArgs args) {
   if (!im.broken.empty()) return std::unexpected(im.broken);
-  if (auto ok = protect(im, l_compile, &args); !ok) return std::unexpected(ok.error());
+  if (auto ok = protect(im, l_compile, &args); !ok) return std::unexpected(ok.error().message);
   im.compiled.push_back(args.ref);
   return static_cast<int>(im.compiled.size() - 1);
 }
@@ -197,10 +194,10 @@ bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::s
 
 /// Calls compiled function `id`; on success its first result is on top of the stack
 /// above `base`.
-std::expected<int, std::string> call(State& im, int id) {
-  if (!im.broken.empty()) return std::unexpected(im.broken);
+std::expected<int, ExprError> call(State& im, int id) {
+  if (!im.broken.empty()) return std::unexpected(ExprError{.message = im.broken});
   if (id < 0 || static_cast<size_t>(id) >= im.compiled.size()) {
-    return std::unexpected(fmt::format("unknown expression id {}", id));
+    return std::unexpected(ExprError{.message = fmt::format("unknown expression id {}", id)});
   }
   lua_State* L = im.L;
   int base = lua_gettop(L);
@@ -210,7 +207,7 @@ std::expected<int, std::string> call(State& im, int id) {
   int status = lua_pcall(L, 0, 1, base + 1);
   im.active = false;
   if (status != LUA_OK) {
-    std::string err = error_text(im, status);
+    ExprError err = error_of(im, status);
     lua_settop(L, base);
     return std::unexpected(std::move(err));
   }
@@ -222,27 +219,53 @@ std::expected<int, std::string> call(State& im, int id) {
 std::expected<int, std::string> ExprEngine::compile_expr(std::string_view src) {
   if (blank(src)) return std::unexpected("empty expression");
   // The newline keeps a trailing "-- comment" from swallowing the parenthesis.
-  return compile(*impl_, {fmt::format("return ({}\n)", src), kExprChunk});
+  return compile_into(*impl_, {fmt::format("return ({}\n)", src), kExprChunk});
 }
 
 std::expected<int, std::string> ExprEngine::compile_template(std::string_view src) {
   auto parts = expr_detail::split_template(src);
   if (!parts) return std::unexpected(parts.error());
   if (parts->size() == 1 && (*parts)[0].is_expr) {
-    return compile(*impl_, {fmt::format("return ({}\n)", (*parts)[0].text), kExprChunk});
+    return compile_into(*impl_, {fmt::format("return ({}\n)", (*parts)[0].text), kExprChunk});
   }
-  if (parts->empty()) return compile(*impl_, {"return \"\"", kExprChunk});
+  if (parts->empty()) return compile_into(*impl_, {"return \"\"", kExprChunk});
   std::string body;
   for (const auto& p : *parts) {
     if (!body.empty()) body += " .. ";
     body += p.is_expr ? fmt::format("str(({}\n))", p.text) : expr_detail::lua_quote(p.text);
   }
-  return compile(*impl_, {fmt::format("local str = ...\nreturn function() return {} end", body),
+  return compile_into(*impl_, {fmt::format("local str = ...\nreturn function() return {} end", body),
                           kExprChunk, true});
 }
 
 std::expected<int, std::string> ExprEngine::compile_chunk(std::string_view src) {
-  return compile(*impl_, {src, kHookChunk});
+  return compile_into(*impl_, {src, kHookChunk});
+}
+
+std::expected<int, std::string> ExprEngine::compile(const ExprSource& src) {
+  switch (src.kind) {
+    case ExprKind::kExpr:
+      return compile_expr(src.code);
+    case ExprKind::kTemplate:
+      return compile_template(src.code);
+    case ExprKind::kChunk:
+      return compile_chunk(src.code);
+  }
+  return std::unexpected("unknown expression kind");
+}
+
+std::expected<void, std::string> ExprEngine::compile_all(const std::vector<ExprSource>& program) {
+  std::string problem;
+  for (size_t i = 0; i < program.size() && problem.empty(); ++i) {
+    auto id = compile(program[i]);
+    if (!id)
+      problem = fmt::format("expression {} does not compile: {}", i, id.error());
+    else if (static_cast<size_t>(*id) != i)
+      problem = fmt::format("expression {} compiled as {}", i, *id);
+  }
+  if (problem.empty()) return {};
+  if (impl_->broken.empty()) impl_->broken = problem;  // every evaluation reports it
+  return std::unexpected(problem);
 }
 
 
@@ -257,14 +280,15 @@ void ExprEngine::set_inputs(const json& inputs) {
   if (!im.broken.empty()) return;
   SetArgs args{"inputs", &inputs};
   if (auto ok = protect(im, l_set_global, &args); !ok)
-    im.broken = "cannot load inputs: " + ok.error();
+    im.broken = "cannot load inputs: " + ok.error().message;
 }
 
 void ExprEngine::set_env(const json& env) {
   Impl& im = *impl_;
   if (!im.broken.empty()) return;
   SetArgs args{"env", &env};
-  if (auto ok = protect(im, l_set_global, &args); !ok) im.broken = "cannot load env: " + ok.error();
+  if (auto ok = protect(im, l_set_global, &args); !ok)
+    im.broken = "cannot load env: " + ok.error().message;
 }
 
 void ExprEngine::set_step_result(const std::string& id, Status status, const std::string& message,
@@ -284,15 +308,16 @@ void ExprEngine::set_step_result(const std::string& id, Status status, const std
   }
 }
 
-std::expected<json, std::string> ExprEngine::eval(int id) {
+std::expected<json, ExprError> ExprEngine::eval(int id) {
   auto base = call(*impl_, id);
   if (!base) return std::unexpected(base.error());
   auto v = to_json(impl_->L, -1);
   lua_settop(impl_->L, *base);
-  return v;
+  if (!v) return std::unexpected(ExprError{.message = std::move(v.error())});
+  return std::move(*v);
 }
 
-std::expected<bool, std::string> ExprEngine::eval_bool(int id) {
+std::expected<bool, ExprError> ExprEngine::eval_bool(int id) {
   auto base = call(*impl_, id);
   if (!base) return std::unexpected(base.error());
   bool v = lua_toboolean(impl_->L, -1) != 0;

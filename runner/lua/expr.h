@@ -1,6 +1,8 @@
 #pragma once
-/// Expressions and templates: Lua 5.4, sandboxed. One engine per playbook run; every
-/// expression is compiled once (at load/validate time) and evaluated many times.
+/// Expressions and templates: Lua 5.4, sandboxed. The loader compiles every expression
+/// once in a scratch engine to validate it; each run (a Session) makes engines of its own
+/// from the Plan's sources (compile_all) and evaluates them many times. Engines share
+/// nothing: one per run, or one per worker thread.
 ///
 /// Scope of an expression: `inputs`, `steps.<id>.status|message|facts`, `env` (only the
 /// variables the playbook allow-lists), and the helper library from lua/ as `net` (naming
@@ -18,6 +20,36 @@
 #include "runner/base/types.h"
 
 namespace netplay {
+
+/// What kind of source an expression is, and how it is compiled.
+enum class ExprKind {
+  kExpr,      // a Lua expression: `when:`, diagnosis `when:`
+  kTemplate,  // a string with {{ }} parts
+  kChunk,     // Lua statements: a hook body
+};
+
+/// One expression of a playbook as the loader validated it; a Plan holds these as data and
+/// every run compiles them into a Lua state of its own.
+struct ExprSource {
+  ExprKind kind = ExprKind::kExpr;
+  std::string code;
+};
+
+/// Why an evaluation did not produce a value. Never parsed back from text: a script's
+/// deliberate verdict (netplay.fail/warn/skip), a limit, or any other error each keep
+/// their kind, whatever the message says.
+struct ExprError {
+  enum class Kind {
+    kError,    // a Lua error: error("..."), a bad index, an error object of any type
+    kVerdict,  // netplay.fail(msg) / netplay.warn(msg) / netplay.skip(msg)
+    kLimit,    // the instruction, time or memory limit of the evaluation
+  };
+  Kind kind = Kind::kError;
+  Status verdict = Status::kError;  // kVerdict: kFail, kWarn or kSkip
+  std::string message;
+
+  bool is_verdict() const { return kind == Kind::kVerdict; }
+};
 
 class ExprEngine {
  public:
@@ -42,6 +74,12 @@ class ExprEngine {
   std::expected<int, std::string> compile_template(std::string_view src);
   /// Lua statements (a hook body). `return false` from a before-hook skips the step.
   std::expected<int, std::string> compile_chunk(std::string_view src);
+  /// Any of the three, by kind.
+  std::expected<int, std::string> compile(const ExprSource& src);
+  /// Compiles a whole program in order, so that expression i gets id i (a Plan's
+  /// expressions). Stops at the first error, which names the expression's index; the
+  /// engine then answers every evaluation with that error.
+  std::expected<void, std::string> compile_all(const std::vector<ExprSource>& program);
 
   /// Step ids referenced as steps.X or steps["X"] / steps['X'] in src, skipping string
   /// literals and comments. When src holds `{{ }}` parts only those parts are scanned.
@@ -55,15 +93,15 @@ class ExprEngine {
   void set_step_result(const std::string& id, Status status, const std::string& message,
                        const json& facts);
 
-  /// Errors are one-line messages. A deliberate verdict raised by a script through
-  /// netplay.fail(msg) / netplay.warn(msg) / netplay.skip(msg) comes back prefixed
-  /// "fail: " / "warn: " / "skip: " so callers can tell it from a crash (status error).
-  /// Limits read "expression exceeded its time limit (2s)" / "... instruction limit ..." /
-  /// "expression ran out of memory (...)". `steps.X` for a step without a result raises
-  /// "step 'X' has not run" (netplay.ran('X') tests for it). Not thread-safe: one caller
-  /// at a time.
-  std::expected<json, std::string> eval(int id);
-  std::expected<bool, std::string> eval_bool(int id);  // Lua truthiness
+  /// Errors carry a kind and a one-line message. A deliberate verdict raised by a script
+  /// through netplay.fail(msg) / netplay.warn(msg) / netplay.skip(msg) is kVerdict with
+  /// that status and msg; nothing else is (error("fail: x", 0) is an ordinary error).
+  /// Limits (kLimit) read "expression exceeded its time limit (2s)" / "... instruction
+  /// limit ..." / "expression ran out of memory (...)". `steps.X` for a step without a
+  /// result raises "step 'X' has not run" (netplay.ran('X') tests for it). Not
+  /// thread-safe: one caller at a time.
+  std::expected<json, ExprError> eval(int id);
+  std::expected<bool, ExprError> eval_bool(int id);  // Lua truthiness
 
  private:
   struct Impl;

@@ -62,17 +62,32 @@ int message_handler(lua_State* L) {
   int t = lua_type(L, 1);
   if (t == LUA_TSTRING) return 1;
   if (t == LUA_TTABLE) {
-    lua_pushliteral(L, "netplay_status");
-    bool tagged = lua_rawget(L, 1) == LUA_TSTRING;
-    lua_pop(L, 1);
-    if (tagged) {
-      lua_settop(L, 1);
-      return 1;
-    }
+    lua_settop(L, 1);
+    if (verdict_of(L, 1)) return 1;
+    // A table with __tostring says what it is; the caller shows any other as JSON.
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    lua_settop(L, 1);
+    return 1;
   }
   lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   return 1;
+}
+
+std::optional<std::pair<Status, std::string>> verdict_of(lua_State* L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return std::nullopt;
+  lua_getfield(L, LUA_REGISTRYINDEX, kVerdictKey);
+  bool is_verdict = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (!is_verdict) return std::nullopt;
+  lua_getfield(L, idx, "status");  // raw fields: the metatable has no __index
+  lua_getfield(L, idx, "message");
+  std::optional<Status> status =
+      lua_type(L, -2) == LUA_TSTRING ? parse_status(lua_tostring(L, -2)) : std::nullopt;
+  std::string message = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+  lua_pop(L, 2);
+  if (!status) return std::nullopt;
+  return std::pair(*status, std::move(message));
 }
 
 namespace {
@@ -119,7 +134,9 @@ int l_setmetatable(lua_State* L) {
   return 1;
 }
 
-/// netplay.fail/warn/skip(msg): a tagged error, told apart from a crash by the caller.
+/// netplay.fail/warn/skip(msg): raises a verdict object, a table whose metatable (kept in
+/// the registry, hidden by __metatable) marks it; the caller tells it from a crash by that
+/// mark, never by the message's text.
 int l_verdict(lua_State* L) {
   if (lua_isnoneornil(L, 1)) {
     lua_pushliteral(L, "(no message)");
@@ -128,10 +145,21 @@ int l_verdict(lua_State* L) {
   }
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setfield(L, -2, "netplay_status");
+  lua_setfield(L, -2, "status");
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "message");
+  lua_getfield(L, LUA_REGISTRYINDEX, kVerdictKey);
+  lua_setmetatable(L, -2);
   return lua_error(L);
+}
+
+/// __tostring of a verdict, for scripts that catch one with pcall and print it.
+int l_verdict_tostring(lua_State* L) {
+  lua_getfield(L, 1, "status");
+  lua_pushliteral(L, ": ");
+  lua_getfield(L, 1, "message");
+  lua_concat(L, 3);
+  return 1;
 }
 
 int l_ran(lua_State* L) {
@@ -496,6 +524,12 @@ int setup_sandbox(lua_State* L) {
   set_fn(L, "xpcall", l_xpcall);
   set_fn(L, "setmetatable", l_setmetatable);
   set_fn(L, "require", l_require);
+
+  lua_createtable(L, 0, 2);  // the verdict metatable
+  set_fn(L, "__tostring", l_verdict_tostring);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setfield(L, LUA_REGISTRYINDEX, kVerdictKey);
 
   lua_createtable(L, 0, 5);  // netplay
   for (const char* verdict : {"fail", "warn", "skip"}) {

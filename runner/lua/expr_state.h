@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <lua.hpp>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -55,13 +57,20 @@ struct State {
   }
 };
 
+/// Registry key of the metatable that marks a verdict raised by netplay.fail/warn/skip.
+inline constexpr char kVerdictKey[] = "netplay.verdict";
+
+/// The status and message of the verdict at `idx`, or none when the value is not one.
+std::optional<std::pair<Status, std::string>> verdict_of(lua_State* L, int idx);
+
 inline State* state_of(lua_State* L) { return *static_cast<State**>(lua_getextraspace(L)); }
 
 /// lua_Alloc that refuses to grow the state past limits.memory_bytes.
 void* limited_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
 /// Count and call hook: raises once the instruction budget or the deadline is exceeded.
 void limit_hook(lua_State* L, lua_Debug* ar);
-/// Message handler of every pcall: keeps strings and tagged verdicts, stringifies the rest.
+/// Message handler of every pcall: keeps strings and tables (verdicts among them),
+/// stringifies the rest.
 int message_handler(lua_State* L);
 /// Builds the sandbox (protected call; no arguments).
 int setup_sandbox(lua_State* L);

@@ -1,7 +1,9 @@
-/// The scheduler: one thread (the caller's) owns the step graph and every call into Lua;
-/// a pool of worker threads runs the steps inside their namespaces. The scheduler thread
-/// sleeps on the pool's condition variable, waking for completions, deadlines and a
-/// ~100 ms tick (progress, Ctrl-C, the global timeout); it never busy-waits.
+/// The scheduler: one thread (the caller's) owns the step graph and every call into the
+/// session's Lua state; a pool of worker threads runs the steps inside their namespaces.
+/// The scheduler thread sleeps on the pool's condition variable, waking for completions,
+/// deadlines and a ~100 ms tick (progress, Ctrl-C, the global timeout); it never
+/// busy-waits. With one job, steps run inline on the scheduler thread instead: a handoff
+/// to a worker costs two thread wake-ups per step, which a single job cannot overlap.
 
 #include "runner/run/scheduler.h"
 
@@ -29,7 +31,7 @@ constexpr auto kStopGrace = std::chrono::milliseconds(1000);
 constexpr size_t kCollectorFactsMax = 2000;
 
 enum class Phase { kWaiting, kRetryWait, kRunning, kDone };
-enum class StopReason { kNone, kInterrupt, kGlobalTimeout };
+enum class StopReason { kNone, kInterrupt, kGlobalTimeout, kNamespaceLost };
 
 struct Node {
   const StepDef* def = nullptr;
@@ -74,14 +76,14 @@ std::string_view failed_verb(Status s) {
 
 class Run {
  public:
-  Run(const Playbook& pb, const RunOptions& opts, Progress* progress,
+  Run(const Session& session, ExprEngine* lua, Progress* progress,
       const std::atomic<bool>& interrupt)
-      : pb_(pb),
-        opts_(opts),
+      : pb_(session.plan()),
+        opts_(session.options()),
         progress_(progress),
         interrupt_(interrupt),
-        engine_(pb.engine.get()),
-        jobs_(std::max(1, opts.jobs)) {}
+        engine_(lua),
+        jobs_(std::max(1, opts_.jobs)) {}
 
   RunReport execute();
 
@@ -89,6 +91,8 @@ class Run {
   void build_graph();
   bool dispatch(Clock::time_point now);
   void start_attempt(size_t i, Clock::time_point now);
+  void launch(std::shared_ptr<Attempt> a, bool background);
+  bool stop_pending() const;
   void start_collectors(size_t i);
   void on_complete(const std::shared_ptr<Attempt>& a, bool abandoned);
   void complete_collector(Node& n, const Attempt& a, bool abandoned);
@@ -101,7 +105,7 @@ class Run {
   Clock::time_point next_wake(Clock::time_point now) const;
   bool capacity(const Node& n) const { return n.def->background || busy_ < jobs_; }
 
-  const Playbook& pb_;
+  const Plan& pb_;
   const RunOptions& opts_;
   Progress* progress_;
   const std::atomic<bool>& interrupt_;
@@ -114,6 +118,7 @@ class Run {
   size_t first_open_ = 0;  // nodes before this one are all done
   int busy_ = 0;           // running attempts of non-background steps
   bool fail_fast_tripped_ = false;
+  bool awaiting_begin_ = false;  // a step waits for a background step to begin on a worker
   StopReason stop_ = StopReason::kNone;
   Clock::time_point run_start_{};
   Clock::time_point stop_deadline_{};
@@ -122,26 +127,26 @@ class Run {
 };
 
 /// `only` keeps the selected steps and, transitively, what they `need`; every other step
-/// is left out of the run and out of the report (a report lists what was looked at).
+/// is left out of the run and out of the report (a report lists what was looked at). The
+/// edges come from the plan's graph, built once at load time.
 void Run::build_graph() {
-  std::map<std::string_view, size_t> index;
-  for (size_t i = 0; i < pb_.steps.size(); ++i) index.emplace(pb_.steps[i].id, i);
-
-  std::vector<bool> selected(pb_.steps.size(), opts_.only.empty());
+  const size_t count = pb_.steps.size();
+  std::vector<bool> selected(count, opts_.only.empty());
   std::vector<size_t> stack;
   for (const auto& id : opts_.only)
-    if (auto it = index.find(id); it != index.end()) stack.push_back(it->second);
+    for (size_t i = 0; i < count; ++i)
+      if (pb_.steps[i].id == id) stack.push_back(i);
   while (!stack.empty()) {
     size_t i = stack.back();
     stack.pop_back();
     if (selected[i]) continue;
     selected[i] = true;
-    for (const auto& d : pb_.steps[i].needs)
-      if (auto it = index.find(d); it != index.end()) stack.push_back(it->second);
+    if (i < pb_.graph.size())
+      for (size_t d : pb_.graph[i].needs) stack.push_back(d);
   }
 
-  std::vector<size_t> node_of(pb_.steps.size(), SIZE_MAX);
-  for (size_t i = 0; i < pb_.steps.size(); ++i) {
+  std::vector<size_t> node_of(count, SIZE_MAX);
+  for (size_t i = 0; i < count; ++i) {
     if (!selected[i]) continue;
     node_of[i] = nodes_.size();
     Node n;
@@ -153,21 +158,13 @@ void Run::build_graph() {
     n.result.background = n.def->background;
     nodes_.push_back(std::move(n));
   }
-  for (auto& n : nodes_) {
-    for (const auto& d : n.def->needs) {
-      auto it = index.find(d);
-      if (it == index.end() || node_of[it->second] == SIZE_MAX) continue;
-      size_t dep = node_of[it->second];
-      if (std::find(n.needs.begin(), n.needs.end(), dep) == n.needs.end()) n.needs.push_back(dep);
-    }
-    for (const auto& r : expression_step_refs(*n.def)) {
-      auto it = index.find(r);
-      if (it == index.end() || node_of[it->second] == SIZE_MAX) continue;
-      // Also when the step `needs` it: a background step counts as started for `needs`,
-      // but whoever reads its facts must wait for them.
-      size_t dep = node_of[it->second];
-      if (std::find(n.refs.begin(), n.refs.end(), dep) == n.refs.end()) n.refs.push_back(dep);
-    }
+  for (size_t i = 0; i < count && i < pb_.graph.size(); ++i) {
+    if (node_of[i] == SIZE_MAX) continue;
+    Node& n = nodes_[node_of[i]];
+    for (size_t d : pb_.graph[i].needs)
+      if (node_of[d] != SIZE_MAX) n.needs.push_back(node_of[d]);
+    for (size_t d : pb_.graph[i].refs)
+      if (node_of[d] != SIZE_MAX) n.refs.push_back(node_of[d]);
   }
   for (size_t i = 0; i < nodes_.size(); ++i)
     for (size_t d : nodes_[i].needs) nodes_[d].needed_by.push_back(i);
@@ -177,8 +174,10 @@ void Run::build_graph() {
 /// what can no longer run and starts what is ready while workers are free.
 bool Run::dispatch(Clock::time_point now) {
   bool changed = false;
+  awaiting_begin_ = false;
   while (first_open_ < nodes_.size() && nodes_[first_open_].phase == Phase::kDone) ++first_open_;
   for (size_t i = first_open_; i < nodes_.size(); ++i) {
+    if (stop_ != StopReason::kNone || (jobs_ == 1 && stop_pending())) break;
     Node& n = nodes_[i];
     if (n.phase == Phase::kRetryWait) {
       if (fail_fast_tripped_) {
@@ -206,7 +205,14 @@ bool Run::dispatch(Clock::time_point now) {
           blocker = &dn;
           break;
         }
-      } else if (!(dn.def->background && dn.started)) {
+      } else if (dn.def->background && dn.started) {
+        // A background step counts as started for `needs` once a worker runs it, so that
+        // what it observes (a capture) is under way before its dependents act.
+        if (!(dn.attempt && dn.attempt->begun.load())) {
+          ready = false;
+          awaiting_begin_ = true;
+        }
+      } else {
         ready = false;
       }
     }
@@ -265,7 +271,36 @@ void Run::start_attempt(size_t i, Clock::time_point now) {
   n.attempt = a;
   running_.push_back(i);
   if (!n.def->background) ++busy_;
-  pool_.submit(std::move(a));
+  launch(std::move(a), n.def->background);
+}
+
+/// Hands an attempt to a worker, or with one job runs it right here. An inline step gets
+/// the same deadline and cancellation (Ctrl-C reaches it through `interrupt`); a step that
+/// returns past its deadline is reported as timed out, as a worker's would be.
+void Run::launch(std::shared_ptr<Attempt> a, bool background) {
+  if (global_deadline_) a->deadline = std::min(a->deadline, *global_deadline_);
+  a->interrupt = &interrupt_;
+  if (jobs_ > 1 || background) {
+    pool_.submit(std::move(a));
+    return;
+  }
+  bool home = run_attempt(*a);
+  Clock::time_point now = Clock::now();
+  if (!home)
+    begin_stop(StopReason::kNamespaceLost, now);
+  else if (interrupt_.load())
+    begin_stop(StopReason::kInterrupt, now);
+  else if (global_deadline_ && now >= *global_deadline_)
+    begin_stop(StopReason::kGlobalTimeout, now);
+  if (stop_ == StopReason::kNone && now >= a->deadline) a->timed_out = true;
+  on_complete(a, false);
+}
+
+/// With inline steps the loop that watches Ctrl-C and the global timeout is not running:
+/// dispatch() asks this between steps.
+bool Run::stop_pending() const {
+  return interrupt_.load(std::memory_order_relaxed) ||
+         (global_deadline_ && Clock::now() >= *global_deadline_);
 }
 
 /// Collectors run one after another in the parent's slot (and by default in its netns).
@@ -301,7 +336,7 @@ void Run::start_collectors(size_t i) {
     n.attempt = a;
     running_.push_back(i);
     if (!n.def->background) ++busy_;
-    pool_.submit(std::move(a));
+    launch(std::move(a), n.def->background);
     return;
   }
   finish(i);
@@ -334,6 +369,9 @@ void Run::complete_collector(Node& n, const Attempt& a, bool abandoned) {
 void Run::on_complete(const std::shared_ptr<Attempt>& a, bool abandoned) {
   Node& n = nodes_[a->node];
   if (n.attempt != a) return;
+  // A step sees Ctrl-C at once (StepContext::interrupt) and may return before this thread
+  // noticed it: the run stops before the step is judged, as if it had noticed first.
+  if (stop_ == StopReason::kNone && interrupt_.load()) begin_stop(StopReason::kInterrupt, Clock::now());
   n.attempt.reset();
   std::erase(running_, a->node);
   if (!n.def->background) --busy_;
@@ -450,6 +488,8 @@ void Run::stop_background(Clock::time_point, bool idle) {
 
 std::string Run::stop_message() const {
   if (stop_ == StopReason::kInterrupt) return "interrupted";
+  if (stop_ == StopReason::kNamespaceLost)
+    return "stopped: netplay could not return to its own network namespace";
   return fmt::format("run timed out after {}", format_duration(opts_.global_timeout));
 }
 
@@ -458,8 +498,9 @@ void Run::begin_stop(StopReason r, Clock::time_point now) {
   stop_deadline_ = now + kStopGrace;
   for (size_t i : running_) nodes_[i].attempt->cancelled = true;
   kill_all_children();
-  std::string not_run =
-      r == StopReason::kInterrupt ? "not run: interrupted" : "not run: global timeout";
+  std::string not_run = r == StopReason::kInterrupt       ? "not run: interrupted"
+                        : r == StopReason::kGlobalTimeout ? "not run: global timeout"
+                                                          : "not run: " + stop_message();
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (n.phase == Phase::kWaiting)
@@ -488,13 +529,6 @@ RunReport Run::execute() {
   if (opts_.global_timeout.count() > 0)
     global_deadline_ =
         run_start_ + std::chrono::duration_cast<Clock::duration>(opts_.global_timeout);
-  if (engine_) {
-    engine_->set_inputs(opts_.inputs);
-    json env = json::object();
-    for (const auto& name : pb_.env_allow)
-      if (const char* v = std::getenv(name.c_str())) env[name] = v;
-    engine_->set_env(env);
-  }
   build_graph();
 
   Clock::time_point last_tick = run_start_;
@@ -513,7 +547,7 @@ RunReport Run::execute() {
       bool retrying = false;
       for (size_t i = first_open_; i < nodes_.size() && !retrying; ++i)
         retrying = nodes_[i].phase == Phase::kRetryWait;
-      bool idle = !changed && busy_ == 0 && !retrying;
+      bool idle = !changed && busy_ == 0 && !retrying && !awaiting_begin_;
       stop_background(now, idle);
       if (done_ == nodes_.size() && running_.empty()) break;
       if (idle && running_.empty()) {
@@ -558,9 +592,9 @@ RunReport Run::execute() {
 
 }  // namespace
 
-RunReport run_playbook(const Playbook& pb, const RunOptions& opts, Progress* progress,
-                       const std::atomic<bool>& interrupt) {
-  Run run(pb, opts, progress, interrupt);
+RunReport schedule(const Session& session, ExprEngine* lua, Progress* progress,
+                   const std::atomic<bool>& interrupt) {
+  Run run(session, lua, progress, interrupt);
   return run.execute();
 }
 

@@ -10,12 +10,6 @@
 namespace netplay {
 namespace {
 
-void add_refs(std::vector<std::string>& out, const Expr& e) {
-  if (!e) return;
-  for (auto& id : ExprEngine::step_refs(e.src))
-    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(std::move(id));
-}
-
 std::string as_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "";
@@ -30,13 +24,11 @@ std::string dotted(const json::json_pointer& p) {
   return s;
 }
 
-/// Deliberate verdicts from netplay.fail/warn/skip arrive as errors prefixed "fail: " etc.
-Verdict verdict_from_error(const std::string& err) {
-  static constexpr std::pair<std::string_view, Status> kTags[] = {
-      {"fail: ", Status::kFail}, {"warn: ", Status::kWarn}, {"skip: ", Status::kSkip}};
-  for (const auto& [tag, status] : kTags)
-    if (err.starts_with(tag)) return {status, err.substr(tag.size())};
-  return {Status::kError, "hook error: " + err};
+/// A hook's deliberate verdict (netplay.fail/warn/skip) keeps its status; any other
+/// error, whatever its text, is the hook's error.
+Verdict verdict_from_error(const ExprError& err) {
+  if (err.is_verdict()) return {err.verdict, err.message};
+  return {Status::kError, "hook error: " + err.message};
 }
 
 /// A template's text; a plain string (no id) or a template that fails renders as written.
@@ -56,7 +48,8 @@ std::expected<void, std::string> fill_slots(ExprEngine* engine, json& target,
   for (const auto& slot : slots) {
     if (!engine) return std::unexpected(fmt::format("{}: no expression engine", what));
     auto v = engine->eval(slot.tmpl.id);
-    if (!v) return std::unexpected(fmt::format("{}.{}: {}", what, dotted(slot.ptr), v.error()));
+    if (!v)
+      return std::unexpected(fmt::format("{}.{}: {}", what, dotted(slot.ptr), v.error().message));
     target[slot.ptr] = std::move(*v);
   }
   return {};
@@ -64,26 +57,11 @@ std::expected<void, std::string> fill_slots(ExprEngine* engine, json& target,
 
 }  // namespace
 
-std::vector<std::string> expression_step_refs(const StepDef& def) {
-  std::vector<std::string> out;
-  add_refs(out, def.when);
-  add_refs(out, def.netns_tmpl);
-  for (const auto& s : def.with_templates) add_refs(out, s.tmpl);
-  for (const auto& s : def.expect_templates) add_refs(out, s.tmpl);
-  add_refs(out, def.hook_before);
-  add_refs(out, def.hook_after);
-  for (const auto& c : def.on_fail)
-    for (auto& id : expression_step_refs(c))
-      if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(std::move(id));
-  std::erase(out, def.id);
-  return out;
-}
-
 std::optional<Verdict> gate_step(ExprEngine* engine, const StepDef& def) {
   if (def.when) {
     if (!engine) return no_engine("when");
     auto ok = engine->eval_bool(def.when.id);
-    if (!ok) return Verdict{Status::kError, "when: " + ok.error()};
+    if (!ok) return Verdict{Status::kError, "when: " + ok.error().message};
     if (!*ok) return Verdict{Status::kSkip, fmt::format("when: {} is false", def.when.src)};
   }
   if (def.hook_before) {
@@ -101,7 +79,7 @@ std::expected<PreparedStep, std::string> prepare_step(ExprEngine* engine, const 
   if (def.netns_tmpl) {
     if (!engine) return std::unexpected("netns: no expression engine");
     auto v = engine->eval(def.netns_tmpl.id);
-    if (!v) return std::unexpected("netns: " + v.error());
+    if (!v) return std::unexpected("netns: " + v.error().message);
     if (!v->is_string())
       return std::unexpected(fmt::format("netns: expected a string, got {}", describe_value(*v)));
     p.netns = v->get<std::string>();
@@ -116,7 +94,15 @@ std::expected<PreparedStep, std::string> prepare_step(ExprEngine* engine, const 
   if (auto r = fill_slots(engine, with, def.with_templates, "with"); !r)
     return std::unexpected(r.error());
   if (!def.step) return std::unexpected(fmt::format("unknown step '{}'", def.uses));
-  auto params = finalize_params(def.step->spec(), std::move(with));
+  // Literal params are canonical since load time; only what templates produced is checked.
+  std::vector<std::string> fresh;
+  for (const auto& slot : def.with_templates) {
+    std::string top = slot.ptr.to_string().substr(1);
+    top = top.substr(0, top.find('/'));
+    top = json::json_pointer("/" + top).back();  // unescape ~0 ~1
+    if (std::find(fresh.begin(), fresh.end(), top) == fresh.end()) fresh.push_back(top);
+  }
+  auto params = finalize_params(def.step->spec(), with, &fresh);
   if (!params) return std::unexpected(params.error());
   p.params = std::move(*params);
 
@@ -164,7 +150,7 @@ Judgement judge_attempt(const StepDef& def, const json& expect, Status out_statu
   return j;
 }
 
-std::vector<Finding> diagnose(ExprEngine* engine, const Playbook& pb) {
+std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb) {
   std::vector<Finding> out;
   if (!engine) return out;
   for (const auto& rule : pb.diagnosis) {

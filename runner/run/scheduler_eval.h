@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runner/load/playbook.h"
+#include "runner/load/plan.h"
 #include "runner/base/result.h"
 
 namespace netplay {
@@ -26,10 +26,6 @@ struct PreparedStep {
   std::optional<json> expect;  // only when templates were resolved; else StepDef::expect
   const json& expect_of(const StepDef& def) const { return expect ? *expect : def.expect; }
 };
-
-/// Step ids read by the step's expressions (when, netns, with/expect templates, hooks and
-/// those of its on_fail collectors), in order of first appearance.
-std::vector<std::string> expression_step_refs(const StepDef& def);
 
 /// `when:` then the before-hook; a verdict when the step must not run as planned.
 std::optional<Verdict> gate_step(ExprEngine* engine, const StepDef& def);
@@ -56,6 +52,6 @@ Judgement judge_attempt(const StepDef& def, const json& expect, Status out_statu
 
 /// Every diagnosis rule whose `when` holds, rendered. A rule whose `when` cannot be
 /// evaluated counts as not matched.
-std::vector<Finding> diagnose(ExprEngine* engine, const Playbook& pb);
+std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb);
 
 }  // namespace netplay

@@ -16,11 +16,13 @@ bool run_attempt(Attempt& a) {
   StepContext ctx;
   ctx.deadline = a.deadline;
   ctx.cancelled = &a.cancelled;
+  ctx.interrupt = a.interrupt;
   ctx.stop_requested = &a.stop_requested;
   ctx.netns = a.netns;
   ctx.step_id = a.step_id;
   ctx.attempt = a.number;
   a.started = Clock::now();
+  a.begun = true;
 
   std::optional<NetnsScope> scope;
   if (!a.netns.empty() && a.netns != "host") {
@@ -55,6 +57,7 @@ struct WorkerPool::Shared {
   unsigned long next_id = 1;
   size_t idle = 0;  // workers blocked in work_cv.wait
   bool stopping = false;
+  bool begun = false;  // an attempt began since the last wait(): dependents may be ready
 };
 
 namespace {
@@ -102,6 +105,9 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id) {
     std::shared_ptr<Attempt> a = std::move(s->queue.front());
     s->queue.pop_front();
     a->worker = id;
+    a->begun = true;
+    s->begun = true;
+    s->done_cv.notify_one();
     lock.unlock();
     bool home_ok = run_attempt(*a);
     lock.lock();
@@ -137,7 +143,8 @@ void WorkerPool::submit(std::shared_ptr<Attempt> a) {
 std::vector<std::shared_ptr<Attempt>> WorkerPool::wait(Clock::time_point until) {
   std::vector<std::shared_ptr<Attempt>> out;
   std::unique_lock lock(s_->m);
-  s_->done_cv.wait_until(lock, until, [&] { return !s_->done.empty(); });
+  s_->done_cv.wait_until(lock, until, [&] { return !s_->done.empty() || s_->begun; });
+  s_->begun = false;
   out.swap(s_->done);
   return out;
 }

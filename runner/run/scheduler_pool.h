@@ -30,6 +30,8 @@ struct Attempt {
   Clock::time_point deadline = Clock::time_point::max();
   std::atomic<bool> cancelled{false};
   std::atomic<bool> stop_requested{false};
+  const std::atomic<bool>* interrupt = nullptr;  // the run's Ctrl-C flag
+  std::atomic<bool> begun{false};  // a worker (or the scheduler thread) has started it
 
   // Written by the worker; visible to the scheduler once returned by WorkerPool::wait().
   StepOutput out;
@@ -61,7 +63,8 @@ class WorkerPool {
   /// Queues an attempt; spawns a worker when none is idle. The scheduler bounds how many
   /// attempts run at once, so the pool never grows past that.
   void submit(std::shared_ptr<Attempt> a);
-  /// Waits until some attempt completes or `until` passes; returns the completed ones.
+  /// Waits until some attempt completes, one begins on a worker, or `until` passes;
+  /// returns the completed ones.
   std::vector<std::shared_ptr<Attempt>> wait(Clock::time_point until);
   /// Gives up on an attempt whose step ignores cancellation. False when it completed in
   /// the meantime (its completion is then returned by wait()).

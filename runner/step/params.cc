@@ -63,51 +63,90 @@ json default_of(const ParamSpec& p) {
   return c ? *c : p.default_value;
 }
 
-json apply_defaults(const StepSpec& spec, json with) {
-  if (!with.is_object()) with = json::object();
-  for (const auto& p : spec.params) {
-    if (p.default_value.is_null()) continue;
-    auto it = with.find(p.name);
-    if (it == with.end() || it->is_null()) with[p.name] = default_of(p);
-  }
-  return with;
+namespace {
+
+/// Given for an `exclusive` group: present, and for a bool, true.
+bool given_for_exclusive(const json& values, const std::string& name) {
+  auto it = values.find(name);
+  if (it == values.end() || it->is_null()) return false;
+  return !(it->is_boolean() && !it->get<bool>());
 }
 
-std::expected<json, std::string> finalize_params(const StepSpec& spec, json with) {
-  if (with.is_null()) with = json::object();
-  if (!with.is_object())
-    return std::unexpected(fmt::format("with: expected a map, got {}", describe_value(with)));
+}  // namespace
+
+CheckedParams check_params(const StepSpec& spec, const json& with, bool load_time,
+                           const std::vector<std::string>* fresh) {
+  CheckedParams r;
+  auto problem = [&](std::string param, ParamProblem::At at, std::string msg) {
+    r.problems.push_back({std::move(param), at, std::move(msg)});
+  };
+  if (!with.is_null() && !with.is_object()) {
+    problem("", ParamProblem::At::kMap,
+            fmt::format("with: expected a map of params, got {}", describe_value(with)));
+    return r;
+  }
+  const json& given = with.is_object() ? with : r.values;  // r.values is an empty object here
   std::vector<std::string> names;
   for (const auto& p : spec.params) names.push_back(p.name);
-  for (const auto& [k, v] : with.items()) {
+  for (const auto& [k, v] : given.items()) {
     if (spec.param(k)) continue;
     std::string hint = did_you_mean(k, names);
-    return std::unexpected(
-        fmt::format("with.{}: unknown param of '{}'{}", k, spec.name,
-                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    problem(k, ParamProblem::At::kKey,
+            fmt::format("with.{}: unknown param of '{}'{}", k, spec.name,
+                        hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
   }
-  json out = json::object();
+  auto is_fresh = [&](const std::string& name) {
+    return !fresh || std::find(fresh->begin(), fresh->end(), name) != fresh->end();
+  };
+  json values = json::object();
   for (const auto& p : spec.params) {
-    auto it = with.find(p.name);
-    if (it != with.end() && !it->is_null()) {
-      auto c = check_param(p, *it, "with." + p.name);
-      if (!c) return std::unexpected(c.error());
-      out[p.name] = std::move(*c);
-    } else if (!p.default_value.is_null()) {
-      out[p.name] = default_of(p);
+    auto it = given.find(p.name);
+    if (it != given.end() && !it->is_null()) {
+      if (load_time || is_fresh(p.name)) {
+        auto c = check_param(p, *it, "with." + p.name, /*allow_templates=*/load_time);
+        if (!c) {
+          problem(p.name, ParamProblem::At::kValue, c.error());
+          continue;
+        }
+        values[p.name] = std::move(*c);
+      } else {
+        values[p.name] = *it;
+      }
+    } else if (!load_time && !p.default_value.is_null()) {
+      values[p.name] = default_of(p);
     } else if (p.required) {
-      return std::unexpected(fmt::format("with.{}: missing (required by '{}')", p.name, spec.name));
+      problem(p.name, ParamProblem::At::kMap,
+              fmt::format("with.{}: missing (required by '{}')", p.name, spec.name));
     }
   }
   for (const auto& group : spec.one_of) {
-    bool any = std::any_of(group.begin(), group.end(),
-                           [&](const std::string& n) { return out.contains(n); });
-    if (!any) {
-      return std::unexpected(
-          fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "), spec.name));
-    }
+    bool any = std::any_of(group.begin(), group.end(), [&](const std::string& n) {
+      const ParamSpec* p = spec.param(n);
+      return values.contains(n) || (load_time && p && !p->default_value.is_null());
+    });
+    if (!any)
+      problem("", ParamProblem::At::kMap,
+              fmt::format("with: one of {} is required by '{}'", fmt::join(group, ", "),
+                          spec.name));
   }
-  return out;
+  for (const auto& group : spec.exclusive) {
+    std::vector<std::string> set;
+    for (const auto& n : group)
+      if (given_for_exclusive(values, n)) set.push_back(n);
+    if (set.size() > 1)
+      problem("", ParamProblem::At::kMap,
+              fmt::format("with: {} cannot be combined ('{}' takes at most one of {})",
+                          fmt::join(set, " and "), spec.name, fmt::join(group, ", ")));
+  }
+  r.values = std::move(values);
+  return r;
+}
+
+std::expected<json, std::string> finalize_params(const StepSpec& spec, const json& with,
+                                                 const std::vector<std::string>* fresh) {
+  CheckedParams r = check_params(spec, with, /*load_time=*/false, fresh);
+  if (!r.problems.empty()) return std::unexpected(std::move(r.problems.front().message));
+  return std::move(r.values);
 }
 
 }  // namespace netplay

@@ -6,6 +6,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runner/step/step.h"
 #include "runner/base/types.h"
@@ -23,12 +24,34 @@ std::expected<json, std::string> check_param(const ParamSpec& p, const json& v,
 /// already canonical milliseconds (5000), so both ways a step author may write it work.
 json default_of(const ParamSpec& p);
 
-/// Fills in the defaults (canonical, see default_of) of params not given (missing or null).
-json apply_defaults(const StepSpec& spec, json with);
+/// One problem with a step's `with`, e.g. "with.count: expected an integer, got 'three'".
+struct ParamProblem {
+  enum class At { kValue, kKey, kMap };  // where to point: the value, its key, the whole map
+  std::string param;  // the param concerned; "" for a group (one_of, exclusive)
+  At at = At::kValue;
+  std::string message;
+};
 
-/// Run-time view of a step's `with` after templates were resolved: rejects unknown params,
-/// coerces every given param, applies defaults, checks required params and one_of groups.
-/// The result holds exactly the params that have a value, in spec order.
-std::expected<json, std::string> finalize_params(const StepSpec& spec, json with);
+/// The one checker of a step's `with`, for the loader and the scheduler alike:
+/// unknown params (with did-you-mean), each value against its type and choices, required
+/// params, `one_of` groups (at least one given) and `exclusive` groups (at most one given;
+/// a bool counts as given only when true).
+///
+/// At load time (`load_time`), values holding a `{{ }}` template are left as written and
+/// count as given; defaults are not filled in. At run time the templates are resolved:
+/// `fresh` names the params whose value came from a template (nullptr: all of them) and
+/// only those are coerced, since the loader already made the others canonical (a duration
+/// is in milliseconds by then and must not be read again as seconds); defaults are filled
+/// in. `values` holds exactly the params that have a value, in spec order.
+struct CheckedParams {
+  json values = json::object();
+  std::vector<ParamProblem> problems;
+};
+CheckedParams check_params(const StepSpec& spec, const json& with, bool load_time,
+                           const std::vector<std::string>* fresh = nullptr);
+
+/// Run time: check_params() and the first problem as the error.
+std::expected<json, std::string> finalize_params(const StepSpec& spec, const json& with,
+                                                 const std::vector<std::string>* fresh = nullptr);
 
 }  // namespace netplay

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <mutex>
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 namespace netplay {
 
@@ -83,7 +86,11 @@ bool queue_step_factory(StepFactory f) {
 }
 
 Registry::Registry() {
-  for (auto f : factories()) add(f());
+  for (auto f : factories()) {
+    auto added = add(f());
+    // Two built-in steps of one name are a build mistake, not a user's: say so at once.
+    if (!added) throw std::logic_error("built-in steps: " + added.error());
+  }
 }
 
 Registry& Registry::instance() {
@@ -91,10 +98,14 @@ Registry& Registry::instance() {
   return r;
 }
 
-void Registry::add(std::unique_ptr<Step> step) {
-  auto pos = std::lower_bound(steps_.begin(), steps_.end(), step->spec().name,
+std::expected<void, std::string> Registry::add(std::unique_ptr<Step> step) {
+  const std::string& name = step->spec().name;
+  auto pos = std::lower_bound(steps_.begin(), steps_.end(), name,
                               [](const auto& s, const std::string& n) { return s->spec().name < n; });
+  if (pos != steps_.end() && (*pos)->spec().name == name)
+    return std::unexpected(fmt::format("step '{}' is already registered", name));
   steps_.insert(pos, std::move(step));
+  return {};
 }
 
 const Step* Registry::find(std::string_view name) const {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <expected>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,6 +40,9 @@ struct StepSpec {
   std::vector<FactSpec> facts;
   /// Params of which at least one must be given, e.g. {"name", "index"}.
   std::vector<std::vector<std::string>> one_of;
+  /// Params of which at most one may be given, e.g. {"argv", "cmd"} (a bool counts as
+  /// given when true). Checked at load time and again after templates are resolved.
+  std::vector<std::vector<std::string>> exclusive;
   std::string privileges;  // "" = none; otherwise e.g. "CAP_SYS_ADMIN to enter a namespace"
   bool changes_state = false;
   bool supports_background = false;
@@ -74,11 +78,16 @@ struct StepContext {
   const std::atomic<bool>* cancelled = nullptr;
   /// Graceful stop for background steps: finish and report what was gathered.
   const std::atomic<bool>* stop_requested = nullptr;
+  /// The run's Ctrl-C flag: seen at once even by a step running on the scheduler's thread.
+  const std::atomic<bool>* interrupt = nullptr;
   std::string netns = "host";  // as named in the playbook (already entered)
   std::string step_id;
   int attempt = 1;
 
-  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
+  bool is_cancelled() const {
+    return (cancelled && cancelled->load(std::memory_order_relaxed)) ||
+           (interrupt && interrupt->load(std::memory_order_relaxed));
+  }
   bool should_stop() const {
     return is_cancelled() || (stop_requested && stop_requested->load(std::memory_order_relaxed));
   }
@@ -122,7 +131,9 @@ class Step {
 class Registry {
  public:
   static Registry& instance();
-  void add(std::unique_ptr<Step> step);
+  /// Refuses a second step of the same name ("step 'link' is already registered"): a
+  /// step registered later (from Lua) never shadows a built-in one.
+  [[nodiscard]] std::expected<void, std::string> add(std::unique_ptr<Step> step);
   const Step* find(std::string_view name) const;
   std::vector<const Step*> all() const;  // sorted by name
   std::vector<std::string> names() const;

@@ -53,6 +53,7 @@ steps:
     with: {{key: net.ipv4.ip_forward}}
   - id: long
     uses: exec
+    needs: [quick]  # so `quick` has surely finished when the signal comes
     timeout: 60s
     with: {{argv: [sleep, "{marker}"]}}
   - id: after

@@ -15,23 +15,45 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
+/// An evaluation error as text: the message, after "verdict <status>: " for a verdict.
+std::string text(const ExprError& err) {
+  if (err.is_verdict())
+    return "verdict " + std::string(to_string(err.verdict)) + ": " + err.message;
+  return err.message;
+}
+
+std::expected<json, std::string> eval_text(ExprEngine& e, int id) {
+  auto v = e.eval(id);
+  if (!v) return std::unexpected(text(v.error()));
+  return std::move(*v);
+}
+
 /// Compiles and evaluates; failures in either phase come back as the error string.
 std::expected<json, std::string> run(ExprEngine& e, std::string_view src) {
   auto id = e.compile_expr(src);
   if (!id) return std::unexpected("compile: " + id.error());
-  return e.eval(*id);
+  return eval_text(e, *id);
 }
 
 std::expected<json, std::string> run_template(ExprEngine& e, std::string_view src) {
   auto id = e.compile_template(src);
   if (!id) return std::unexpected("compile: " + id.error());
-  return e.eval(*id);
+  return eval_text(e, *id);
 }
 
 std::expected<json, std::string> run_chunk(ExprEngine& e, std::string_view src) {
   auto id = e.compile_chunk(src);
   if (!id) return std::unexpected("compile: " + id.error());
-  return e.eval(*id);
+  return eval_text(e, *id);
+}
+
+/// The typed error of a chunk (kind, verdict, message).
+ExprError chunk_error(ExprEngine& e, std::string_view src) {
+  auto id = e.compile_chunk(src);
+  if (!id) return {ExprError::Kind::kError, Status::kError, "compile: " + id.error()};
+  auto v = e.eval(*id);
+  if (v) return {ExprError::Kind::kError, Status::kError, "no error, got " + v->dump()};
+  return v.error();
 }
 
 std::string error_of(const std::expected<json, std::string>& r) {
@@ -77,7 +99,7 @@ TEST(Expr, EvalBoolUsesLuaTruthiness) {
     auto id = e.compile_expr(src);
     ASSERT_TRUE(id) << src;
     auto b = e.eval_bool(*id);
-    ASSERT_TRUE(b) << src << ": " << b.error();
+    ASSERT_TRUE(b) << src << ": " << b.error().message;
     EXPECT_EQ(*b, want) << src;
   }
 }
@@ -164,7 +186,7 @@ TEST(Expr, SyntaxErrorsReadWithoutChunkNames) {
   EXPECT_EQ(hook.error(), "line 2: unexpected symbol near 'then'");
   EXPECT_EQ(error_of(run(e, "nil + 1")), "attempt to perform arithmetic on a nil value");
   EXPECT_EQ(error_of(run_chunk(e, "\n\nerror('boom')")), "line 3: boom");
-  EXPECT_EQ(error_of(e.eval(9999)), "unknown expression id 9999");
+  EXPECT_EQ(error_of(eval_text(e, 9999)), "unknown expression id 9999");
 }
 
 TEST(Expr, ChunksReturnTheirFirstValue) {
@@ -330,7 +352,7 @@ TEST(Expr, EndlessLoopHitsTheDeadline) {
     auto id = e.compile_chunk(src);
     ASSERT_TRUE(id);
     auto start = Clock::now();
-    auto r = e.eval(*id);
+    auto r = eval_text(e, *id);
     auto took = Clock::now() - start;
     EXPECT_EQ(error_of(r), "expression exceeded its time limit (200ms)") << src;
     EXPECT_LT(took, std::chrono::milliseconds(1500)) << src;
@@ -373,17 +395,50 @@ TEST(Expr, MemoryBombsFailWithoutCrashing) {
   EXPECT_EQ(run(e, "#string.rep('x', 1000)"), json(1000));  // garbage was reclaimed
 }
 
-TEST(Expr, DeliberateVerdictsAreTagged) {
+TEST(Expr, DeliberateVerdictsAreTyped) {
   ExprEngine e;
   EXPECT_EQ(error_of(run_chunk(e, "netplay.fail('route to 10.255.0.0/16 missing')")),
-            "fail: route to 10.255.0.0/16 missing");
-  EXPECT_EQ(error_of(run_chunk(e, "netplay.warn('slow')")), "warn: slow");
-  EXPECT_EQ(error_of(run_chunk(e, "netplay.skip('not a Silk cell')")), "skip: not a Silk cell");
+            "verdict fail: route to 10.255.0.0/16 missing");
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.warn('slow')")), "verdict warn: slow");
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.skip('not a Silk cell')")),
+            "verdict skip: not a Silk cell");
   EXPECT_EQ(error_of(run_chunk(e, "error('crash')")), "line 1: crash");
-  EXPECT_EQ(error_of(run_chunk(e, "error({})")), "(error object is a table value)");
-  EXPECT_EQ(error_of(run_chunk(e, "netplay.fail()")), "fail: (no message)");
+  EXPECT_EQ(error_of(run_chunk(e, "netplay.fail()")), "verdict fail: (no message)");
   // A verdict caught by the script's own pcall is the script's business.
   EXPECT_EQ(run_chunk(e, "return (pcall(netplay.fail, 'x'))"), json(false));
+  // Caught and printed, a verdict says what it is.
+  EXPECT_EQ(run_chunk(e, "local _, v = pcall(netplay.warn, 'slow') return tostring(v)"),
+            json("warn: slow"));
+}
+
+TEST(Expr, OnlyRealVerdictsAreVerdicts) {
+  ExprEngine e;
+  // Text that looks like a verdict is an ordinary error.
+  ExprError text = chunk_error(e, "error('fail: route missing', 0)");
+  EXPECT_EQ(text.kind, ExprError::Kind::kError);
+  EXPECT_EQ(text.message, "fail: route missing");
+  // So is a table shaped like one: only netplay.fail/warn/skip make verdicts.
+  ExprError forged = chunk_error(e, "error({status = 'fail', message = 'x'})");
+  EXPECT_EQ(forged.kind, ExprError::Kind::kError);
+  EXPECT_EQ(forged.message, R"(error object {"message":"x","status":"fail"})");
+  ExprError old_tag = chunk_error(e, "error({netplay_status = 'skip', message = 'x'})");
+  EXPECT_EQ(old_tag.kind, ExprError::Kind::kError);
+  EXPECT_EQ(chunk_error(e, "error({})").message, "error object []");
+  EXPECT_EQ(chunk_error(e, "error(setmetatable({}, {__tostring = function() return 'T' end}))")
+                .message,
+            "T");
+  // The verdict's metatable cannot be read, so it cannot be forged.
+  EXPECT_EQ(run_chunk(e, "local _, v = pcall(netplay.fail, 'x') return getmetatable(v)"),
+            json(false));
+  ExprError real = chunk_error(e, "netplay.fail('route missing')");
+  EXPECT_EQ(real.kind, ExprError::Kind::kVerdict);
+  EXPECT_EQ(real.verdict, Status::kFail);
+  EXPECT_EQ(real.message, "route missing");
+  // Limits are their own kind.
+  ExprEngine small(ExprEngine::Limits{.instructions = 100'000});
+  ExprError limit = chunk_error(small, "while true do end");
+  EXPECT_EQ(limit.kind, ExprError::Kind::kLimit);
+  EXPECT_THAT(limit.message, StartsWith("expression exceeded its instruction limit"));
 }
 
 TEST(Expr, NetHelpers) {

@@ -91,7 +91,7 @@ std::vector<std::string> errors_of(const std::string& text) {
   return out;
 }
 
-Playbook load_ok(const std::string& text) {
+Plan load_ok(const std::string& text) {
   auto pb = load_playbook_text(text, "pb.yaml");
   if (!pb) {
     std::string all;
@@ -142,7 +142,7 @@ diagnosis:
   - when: "true"
     finding: plain
 )";
-  Playbook pb = load_ok(text);
+  Plan pb = load_ok(text);
   EXPECT_EQ(pb.name, "t");
   EXPECT_EQ(pb.sha256, sha256_hex(text));
   ASSERT_EQ(pb.inputs.size(), 4u);
@@ -165,16 +165,17 @@ diagnosis:
   EXPECT_TRUE(u.netns_tmpl);
   EXPECT_EQ(u.netns, "{{ inputs.remote }}");
   EXPECT_EQ(u.with["count"], json(3));
-  EXPECT_EQ(u.with["interval"], json("250ms"));
+  EXPECT_EQ(u.with["interval"], json(250.0));  // canonical since load: milliseconds
   EXPECT_EQ(u.with["target"], json("{{ inputs.remote }}"));
   EXPECT_FALSE(u.with.contains("mode"));  // defaults are applied at run time
   {
-    // What the scheduler does once templates are resolved: the literals survive a second
-    // coercion unchanged.
+    // What the scheduler does once templates are resolved: only what the templates
+    // produced is coerced; the literals are canonical already and stay as they are.
     json with = u.with;
     with["target"] = "10.1.2.3";
-    with["ports"][1] = 4789;
-    auto params = finalize_params(u.step->spec(), with);
+    with["ports"][1] = "4789";
+    std::vector<std::string> fresh = {"target", "ports"};
+    auto params = finalize_params(u.step->spec(), with, &fresh);
     ASSERT_TRUE(params) << params.error();
     EXPECT_EQ(*params, json::parse(R"({"target": "10.1.2.3", "count": 3, "interval": 250.0,
                                       "mode": "icmp", "ports": [80, 4789]})"));
@@ -215,13 +216,16 @@ diagnosis:
   EXPECT_EQ(pb.diagnosis[1].id, "diagnosis[1]");
   EXPECT_TRUE(pb.diagnosis[1].finding);
 
-  // The compiled expressions work in the playbook's engine.
-  pb.engine->set_inputs({{"remote", "10.1.2.3"}, {"port", 4789}, {"count", 5}});
-  auto finding = pb.engine->eval(pb.diagnosis[0].finding.id);
-  ASSERT_TRUE(finding) << finding.error();
+  // The plan holds sources, not Lua state: a fresh engine compiles them all, and ids match.
+  ExprEngine lua;
+  auto compiled = lua.compile_all(pb.exprs);
+  ASSERT_TRUE(compiled) << compiled.error();
+  lua.set_inputs({{"remote", "10.1.2.3"}, {"port", 4789}, {"count", 5}});
+  auto finding = lua.eval(pb.diagnosis[0].finding.id);
+  ASSERT_TRUE(finding) << finding.error().message;
   EXPECT_EQ(*finding, json("Cannot reach 10.1.2.3"));
-  auto plain = pb.engine->eval(pb.diagnosis[1].finding.id);
-  ASSERT_TRUE(plain) << plain.error();
+  auto plain = lua.eval(pb.diagnosis[1].finding.id);
+  ASSERT_TRUE(plain) << plain.error().message;
   EXPECT_EQ(*plain, json("plain"));
 }
 
@@ -601,7 +605,7 @@ steps: []
   void TearDown() override { std::filesystem::remove(vars_); }
   void write_vars(const std::string& text) { std::ofstream(vars_) << text; }
 
-  Playbook pb_;
+  Plan pb_;
   std::filesystem::path vars_;
 };
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "runner/run/scheduler.h"
+#include "runner/run/session.h"
 
 namespace netplay {
 namespace {
@@ -137,10 +137,11 @@ class WhereStep : public Step {
 };
 
 TEST_F(NetnsTest, SchedulerRunsEachStepInItsNamespace) {
-  Registry::instance().add(std::make_unique<WhereStep>());
+  static const bool registered = Registry::instance().add(std::make_unique<WhereStep>()).has_value();
+  ASSERT_TRUE(registered);
   unsigned long home = self_inode();
   unsigned long inside = netns_inode("/run/netns/" + name_).value_or(0);
-  Playbook pb;
+  Plan pb;
   pb.name = "where";
   for (int i = 0; i < 12; ++i) {
     StepDef d;
@@ -153,7 +154,9 @@ TEST_F(NetnsTest, SchedulerRunsEachStepInItsNamespace) {
   RunOptions opts;
   opts.jobs = 2;
   std::atomic<bool> never{false};
-  RunReport r = run_playbook(pb, opts, nullptr, never);
+  link_graph(pb);
+  Session session(pb, opts);
+  RunReport r = session.run(nullptr, never);
   ASSERT_EQ(r.steps.size(), 12u);
   for (size_t i = 0; i < r.steps.size(); ++i) {
     const auto& s = r.steps[i];

@@ -1,7 +1,9 @@
 #pragma once
-/// The playbook model: what the loader builds from YAML (with positions kept) and the
-/// scheduler runs. Expressions and templates are compiled by the loader into the
-/// playbook's ExprEngine and referred to by id.
+/// The Plan: what the loader builds from a playbook's YAML (positions kept) and every run
+/// executes. Immutable once loaded and holding no Lua state: expressions are sources
+/// (`exprs`, validated by the loader) that each run compiles into Lua states of its own,
+/// and the step graph is built once (`graph`). One Plan can run twice, in parallel, or
+/// against fakes.
 
 #include <map>
 #include <memory>
@@ -15,7 +17,7 @@
 
 namespace netplay {
 
-/// A compiled `when:` expression or `{{ }}` template; id < 0 means "none".
+/// A `when:` expression, `{{ }}` template or hook; `id` indexes Plan::exprs (< 0: none).
 struct Expr {
   std::string src;
   Pos pos;
@@ -37,7 +39,9 @@ struct StepDef {
   const Step* step = nullptr; // resolved from the registry by the loader
   std::string netns = "host"; // literal, or the template's source when netns_tmpl is set
   Expr netns_tmpl;
-  json with = json::object();  // literal values; defaults are applied at run time
+  /// Params in canonical form (durations in ms, ports as numbers); values holding
+  /// templates stay text until run time. Defaults are applied at run time.
+  json with = json::object();
   std::vector<TemplateSlot> with_templates;
   std::map<std::string, Pos> with_pos;  // param name -> position, for run-time messages
   json expect = json::object();
@@ -72,7 +76,14 @@ struct DiagnosisRule {
   std::vector<std::string> references;
 };
 
-struct Playbook {
+/// The step graph, one entry per top-level step (parallel to Plan::steps), as indices.
+struct StepEdges {
+  std::vector<size_t> needs;      // hard edges: skipped if one of these did not pass
+  std::vector<size_t> refs;       // read via steps.X in expressions: wait, whatever the status
+  std::vector<size_t> needed_by;  // reverse of `needs`
+};
+
+struct Plan {
   std::string file;    // as given on the command line
   std::string sha256;  // of the file's bytes
   std::string api_version;
@@ -85,12 +96,24 @@ struct Playbook {
   std::vector<std::string> env_allow;  // `env: [NAME, ...]`: variables visible as env.NAME
   std::vector<StepDef> steps;
   std::vector<DiagnosisRule> diagnosis;
-  /// Owns every compiled expression of this playbook. Not thread-safe: used by the
-  /// scheduler thread only.
-  std::shared_ptr<ExprEngine> engine;
+  /// Every expression of the playbook, in the order Expr ids refer to them.
+  std::vector<ExprSource> exprs;
+  /// Built by link_graph() from `needs` and the steps.X references of each step's
+  /// expressions; unknown ids are left out (the loader reports them).
+  std::vector<StepEdges> graph;
 
   const StepDef* find_step(std::string_view id) const;
   const InputDef* find_input(std::string_view name) const;
+  /// Appends an expression source and returns the Expr that refers to it.
+  Expr add_expr(ExprKind kind, std::string code, std::string src, Pos pos = {});
 };
+
+/// Step ids read by the step's expressions (when, netns, with/expect templates, hooks and
+/// those of its on_fail collectors), in order of first appearance, without the step itself.
+std::vector<std::string> expression_step_refs(const StepDef& def);
+
+/// Builds Plan::graph. The loader calls it once; code that assembles a Plan by hand (tests)
+/// calls it after adding the steps.
+void link_graph(Plan& plan);
 
 }  // namespace netplay
