@@ -132,6 +132,23 @@ TEST(ExecStep, InvalidUtf8IsReplacedNotFatal) {
   EXPECT_NE(dumped.find("ok"), std::string::npos);
 }
 
+TEST(ExecStep, ExitCodeJudgedByThePlaybookIsNotCheckedByTheStep) {
+  StepContext ctx;
+  ctx.expected_facts = {"exit_code"};
+  auto o = run_exec({{"cmd", "exit 3"}, {"shell", true}}, ctx);
+  EXPECT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.facts["exit_code"], 3);
+  EXPECT_EQ(o.message, "exit code 3");
+  ctx.expected_facts = {"exit_code.x"};  // a part of it: still the playbook's judgement
+  EXPECT_TRUE(ctx.expects("exit_code"));
+  ctx.expected_facts = {"stdout"};
+  EXPECT_FALSE(ctx.expects("exit_code"));
+  EXPECT_EQ(run_exec({{"cmd", "exit 3"}, {"shell", true}}, ctx).status, Status::kFail);
+  ctx.expected_facts = {"exit_code"};
+  auto checked = run_exec({{"cmd", "exit 3"}, {"shell", true}, {"check", true}}, ctx);
+  EXPECT_EQ(checked.status, Status::kFail);
+}
+
 TEST(ExecStep, TimeoutIsAnErrorWithOutputSoFar) {
   StepContext ctx;
   ctx.deadline = Clock::now() + 400ms;

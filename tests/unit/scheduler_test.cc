@@ -507,6 +507,37 @@ TEST(Scheduler, ExpectationsJudgeFactsWithSeverity) {
   EXPECT_EQ(result(r, "tmpl").status, Status::kPass) << result(r, "tmpl").message;
 }
 
+/// exec fails on a non-zero exit code by itself, unless `check` is not given and the
+/// playbook's expect: judges exit_code: then the expectation alone decides.
+TEST(Scheduler, ExecExitCodeExpectationReplacesTheDefaultCheck) {
+  Builder b;
+  auto exec = [&](const std::string& id, const std::string& cmd, json expect) -> StepDef& {
+    auto& s = b.step(id, "exec", {{"cmd", cmd}, {"shell", true}});
+    s.expect = std::move(expect);
+    return s;
+  };
+  exec("three", "exit 3", {{"exit_code", 3}});
+  exec("zero", "exit 0", {{"exit_code", 3}});
+  exec("either", "exit 3", {{"exit_code", {{"one_of", {0, 3}}}}});
+  exec("plain", "exit 3", json::object());
+  exec("other_fact", "echo hi; exit 3", {{"stdout", "hi"}});
+  exec("checked", "exit 3", {{"exit_code", 3}}).with["check"] = true;
+  exec("unchecked", "exit 3", json::object()).with["check"] = false;
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "three").status, Status::kPass) << result(r, "three").message;
+  EXPECT_EQ(result(r, "three").message, "exit code 3");
+  EXPECT_EQ(result(r, "zero").status, Status::kFail);
+  EXPECT_EQ(result(r, "zero").message, "exit_code: expected 3, got 0");
+  EXPECT_EQ(result(r, "either").status, Status::kPass) << result(r, "either").message;
+  // Without an exit_code expectation (or with an explicit check: true) the default holds.
+  EXPECT_EQ(result(r, "plain").status, Status::kFail);
+  EXPECT_EQ(result(r, "plain").message, "exit code 3");
+  EXPECT_EQ(result(r, "other_fact").status, Status::kFail);
+  EXPECT_EQ(result(r, "checked").status, Status::kFail);
+  EXPECT_EQ(result(r, "checked").message, "exit code 3");
+  EXPECT_EQ(result(r, "unchecked").status, Status::kPass);
+}
+
 TEST(Scheduler, HooksDecide) {
   Builder b;
   b.step("skipped", "test.facts").hook_before = b.chunk("return false");
