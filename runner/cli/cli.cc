@@ -33,11 +33,11 @@ constexpr const char* kRunFooter = R"(Outputs:
   the report is written atomically (temp file + rename); without it (or with FILE '-') it
   goes to stdout. With no --output at all, and whenever no report goes to stdout, the text
   report is printed on stdout.
-  Progress is shown where the text report goes: live (spinner, elapsed time) on a terminal,
-  one line per finished step otherwise. When json/junit/markdown takes stdout, live progress
-  goes to stderr if that is a terminal, else nowhere. -q shows no progress, only findings
-  and the summary line; -v adds the facts of every step. Color only on a terminal, never
-  with --no-color or when NO_COLOR is set.
+  Progress: live (spinner, elapsed time) above the text report when stdout is a terminal
+  showing it. Otherwise stdout holds exactly the report(s) and progress goes to stderr: live
+  if stderr is a terminal, else one plain line per finished step. -q shows no progress, only
+  findings and the summary line; -v adds the facts of every step. Color only on a terminal,
+  never with --no-color or when NO_COLOR is set.
 
 Exit codes (whatever the output format):
   0 nothing failed (warnings allowed)   1 a step failed or a diagnosis matched
