@@ -15,6 +15,7 @@
 namespace netplay {
 namespace {
 
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -167,6 +168,38 @@ TEST(Cli, VersionHelpListDescribeSchema) {
   EXPECT_EQ(s.rc, 0);
   json schema = json::parse(s.out);
   EXPECT_TRUE(schema.is_object());
+}
+
+/// The verbs come from one table: `netplay --help` lists each with its one-line summary in
+/// the table's order, every verb has its own help, and a mistyped verb gets "did you mean"
+/// and the list of verbs.
+TEST(Cli, VerbsComeFromOneTable) {
+  auto h = cli({"--help"});
+  EXPECT_EQ(h.rc, 0);
+  size_t at = h.out.find("\nCommands:\n");
+  ASSERT_NE(at, std::string::npos) << h.out;
+  const std::vector<std::pair<std::string, std::string>> verbs = {
+      {"run", "Run a playbook and report the verdict"},
+      {"validate", "Check playbooks; every error as file:line:col: message on stderr"},
+      {"list", "List the built-in steps"},
+      {"describe", "Show a step's params, facts and an example"},
+      {"schema", "Print the playbook JSON Schema"}};
+  for (const auto& [name, summary] : verbs) {
+    size_t line = h.out.find("\n  " + name + " ", at);
+    ASSERT_NE(line, std::string::npos) << name << " not listed:\n" << h.out;
+    std::string row = h.out.substr(line + 1, h.out.find('\n', line + 1) - line - 1);
+    EXPECT_THAT(row, EndsWith("  " + summary));
+    at = line + 1;  // listed in the table's order
+    auto sub = cli({name, "--help"});
+    EXPECT_EQ(sub.rc, 0) << name;
+    EXPECT_THAT(sub.out, HasSubstr("Usage: netplay " + name)) << name;
+  }
+  EXPECT_THAT(h.out, Not(HasSubstr("Subcommands:")));  // listed once, from the table
+  expect_usage_error(cli({"shcema"}),
+                     "unknown command 'shcema' (did you mean 'schema'?); commands: run, "
+                     "validate, list, describe, schema\n");
+  expect_usage_error(cli({"frobnicate"}), "unknown command 'frobnicate'; commands: run, ");
+  expect_usage_error(cli({}), "a command is required: run, validate, list, describe or schema");
 }
 
 TEST(Cli, UsageErrorsAreOneLine) {
