@@ -87,7 +87,10 @@ class ExecStep : public Step {
             "process group: on timeout or interruption the whole group gets SIGTERM, then "
             "SIGKILL.\n\n"
             "A non-zero exit code fails the step (message `exit code 2: <first line of "
-            "stderr>`) unless `check: false`; then judge `exit_code` with `expect:`. A missing "
+            "stderr>`), unless the playbook judges the exit code itself: when `expect:` names "
+            "`exit_code` and `check` is not given, the expectation alone decides "
+            "(`expect: {exit_code: 3}` passes on 3 and fails on anything else). `check: false` "
+            "never fails on the exit code, `check: true` always does. A missing "
             "command or a timeout is an error; the output gathered until then is still "
             "reported. stdout and stderr facts have one trailing newline removed, so "
             "`echo ok` gives stdout 'ok'. In the background (`background: true`) the command "
@@ -115,8 +118,8 @@ class ExecStep : public Step {
                     .default_value = false},
                    {.name = "check",
                     .type = ValueType::kBool,
-                    .doc = "Fail the step when the exit code is not 0",
-                    .default_value = true},
+                    .doc = "Fail the step when the exit code is not 0. Not given: yes, unless "
+                           "`expect:` names exit_code (then the expectation decides)"},
                    {.name = "max_output",
                     .type = ValueType::kInt,
                     .doc = "Bytes kept per stream (stdout, stderr); the rest is dropped and "
@@ -141,7 +144,10 @@ class ExecStep : public Step {
             "- id: curl_status\n  uses: exec\n"
             "  with: {cmd: \"curl -s -o /dev/null -w '%{http_code}' http://10.255.9.3:8080/\","
             " shell: true, check: false}\n"
-            "  expect: {stdout: '200'}\n",
+            "  expect: {stdout: '200'}\n"
+            "- id: no_stale_vtep\n  uses: exec\n"
+            "  with: {argv: [grep, -q, silk-vtep, /proc/net/dev]}\n"
+            "  expect: {exit_code: 1}  # grep found no match; no check: false needed\n",
     };
     return s;
   }
@@ -227,7 +233,9 @@ class ExecStep : public Step {
       tail(r->err.empty() ? r->out : r->err);
       return out;
     }
-    if (p.boolean("check", true)) {
+    // Not given: the playbook's own judgement of exit_code replaces the default check.
+    bool check = p.has("check") ? p.boolean("check") : !ctx.expects("exit_code");
+    if (check) {
       if (!r->exit_code) {
         out.status = Status::kFail;
         out.message = fmt::format("killed by {}", signal_name(r->term_signal));

@@ -232,12 +232,17 @@ class FileStep : public Step {
       }
       f["json"] = *doc;
     } else if (format == "yaml") {
+      YAML::Node root;
       try {
-        doc = yamlx::to_json(YAML::Load(text));
+        root = YAML::Load(text);
       } catch (const YAML::Exception& e) {
         return StepOutput::error(fmt::format("{} is not YAML: line {}, column {}: {}", path,
                                              e.mark.line + 1, e.mark.column + 1, e.msg));
       }
+      // The loader's guard: a recursive alias would overflow the stack in to_json.
+      if (auto problem = yamlx::check_limits(root))
+        return StepOutput::error(fmt::format("{} cannot be read as YAML: {}", path, *problem));
+      doc = yamlx::to_json(root);
       f["yaml"] = *doc;
     }
 

@@ -1,5 +1,5 @@
-/// Command-line parsing (CLI11) and the small commands: validate, list, describe, schema.
-/// `run` lives in cli_run.cc.
+/// Command-line parsing (CLI11), the table of verbs and the small commands: validate, list,
+/// describe, schema. `run` lives in cli_run.cc.
 
 #include "runner/cli/cli.h"
 
@@ -33,17 +33,20 @@ constexpr const char* kRunFooter = R"(Outputs:
   the report is written atomically (temp file + rename); without it (or with FILE '-') it
   goes to stdout. With no --output at all, and whenever no report goes to stdout, the text
   report is printed on stdout.
-  Progress is shown where the text report goes: live (spinner, elapsed time) on a terminal,
-  one line per finished step otherwise. When json/junit/markdown takes stdout, live progress
-  goes to stderr if that is a terminal, else nowhere. -q shows no progress, only findings
-  and the summary line; -v adds the facts of every step. Color only on a terminal, never
-  with --no-color or when NO_COLOR is set.
+  Progress: live (spinner, elapsed time) above the text report when stdout is a terminal
+  showing it. Otherwise stdout holds exactly the report(s) and progress goes to stderr: live
+  if stderr is a terminal, else one plain line per finished step. -q shows no progress, only
+  findings and the summary line; -v adds the facts of every step. Color only on a terminal,
+  never with --no-color or when NO_COLOR is set.
 
 Exit codes (whatever the output format):
   0 nothing failed (warnings allowed)   1 a step failed or a diagnosis matched
   2 invalid playbook or usage           3 steps errored but none failed
   130 interrupted: Ctrl-C/SIGTERM stops new steps, cancels running ones and still writes
       every requested (partial) report; a second Ctrl-C kills child processes and exits now.)";
+
+/// "run, validate, list, describe or schema": the verbs of the table below.
+std::string joined_verbs(std::string_view last_sep);
 
 std::string one_line(std::string s) {
   for (char& c : s)
@@ -66,13 +69,61 @@ std::string parse_error_message(const CLI::ParseError& e, const std::string& com
                        args, where);
   }
   if (name == "RequiredError" && what.find("subcommand") != std::string::npos)
-    return "a command is required: run, validate, list, describe or schema (see 'netplay --help')";
+    return fmt::format("a command is required: {} (see 'netplay --help')", joined_verbs(" or "));
   return fmt::format("{} (see '{} --help')", what, where);
 }
 
-int cmd_validate(const std::vector<std::string>& files, const CliIo& io) {
+/// What the verbs' arguments are parsed into; each verb's setup binds its own part.
+struct VerbArgs {
+  RunArgs run;
+  std::vector<std::string> playbooks;  // validate
+  std::string step;                    // describe
+};
+
+/// One `netplay VERB`. The table below is the only place verbs are named: the subcommands,
+/// the listing in `netplay --help` and the "did you mean" for a mistyped verb come from it.
+struct Verb {
+  std::string_view name;
+  std::string_view summary;  // one line
+  void (*setup)(CLI::App& cmd, VerbArgs& args);
+  int (*handler)(const VerbArgs& args, const CliIo& io);
+};
+
+void setup_run(CLI::App& cmd, VerbArgs& args) {
+  RunArgs& ra = args.run;
+  cmd.add_option("PLAYBOOK", ra.playbook, "Playbook file (YAML)")->required();
+  cmd.add_option("--set", ra.sets, "Set an input: NAME=VALUE (repeatable; wins over --vars)")
+      ->type_name("NAME=VALUE");
+  cmd.add_option("--vars", ra.vars, "Inputs from a YAML/JSON file of NAME: VALUE (repeatable)")
+      ->type_name("FILE");
+  cmd.add_option("--output,-o", ra.outputs,
+                 "Report: text|json|junit|markdown, optionally =FILE (repeatable)")
+      ->type_name("FORMAT[=FILE]");
+  cmd.add_option("--only", ra.only, "Run only these step ids (and what they need)")
+      ->delimiter(',')
+      ->type_name("ID,...");
+  cmd.add_option("--jobs,-j", ra.jobs, "Steps run concurrently, 1..64 (default 4)")
+      ->type_name("N");
+  cmd.add_option("--timeout", ra.timeout, "Global deadline for the whole run, e.g. 30s, 2m")
+      ->type_name("DURATION");
+  cmd.add_flag("--fail-fast", ra.fail_fast, "Start no new step after the first failure");
+  auto* q = cmd.add_flag("--quiet,-q", ra.quiet, "Only the findings and the summary line");
+  auto* v = cmd.add_flag("--verbose,-v", ra.verbose, "Show the facts of every step");
+  q->excludes(v);
+  cmd.add_flag("--no-color", ra.no_color, "No ANSI colors (also: NO_COLOR=1)");
+  cmd.footer(kRunFooter);
+}
+
+int handle_run(const VerbArgs& args, const CliIo& io) { return run_command(args.run, io); }
+
+void setup_validate(CLI::App& cmd, VerbArgs& args) {
+  cmd.add_option("PLAYBOOK", args.playbooks, "Playbook files")->required();
+  cmd.footer("Exit code: 0 when every file is valid, 2 otherwise.");
+}
+
+int handle_validate(const VerbArgs& args, const CliIo& io) {
   int rc = 0;
-  for (const auto& f : files) {
+  for (const auto& f : args.playbooks) {
     auto pb = load_playbook(f);
     if (!pb) {
       for (const auto& d : pb.error()) put(io.err, d.str() + "\n");
@@ -85,7 +136,9 @@ int cmd_validate(const std::vector<std::string>& files, const CliIo& io) {
   return rc;
 }
 
-int cmd_list(const CliIo& io) {
+void no_args(CLI::App&, VerbArgs&) {}
+
+int handle_list(const VerbArgs&, const CliIo& io) {
   auto steps = Registry::instance().all();
   size_t w = 0;
   for (const Step* s : steps) w = std::max(w, s->spec().name.size());
@@ -96,16 +149,62 @@ int cmd_list(const CliIo& io) {
   return 0;
 }
 
-int cmd_describe(const std::string& name, const CliIo& io) {
-  const Step* step = Registry::instance().find(name);
+void setup_describe(CLI::App& cmd, VerbArgs& args) {
+  cmd.add_option("STEP", args.step, "Step name, e.g. sysctl")->required();
+}
+
+int handle_describe(const VerbArgs& args, const CliIo& io) {
+  const Step* step = Registry::instance().find(args.step);
   if (!step) {
-    std::string near = did_you_mean(name, Registry::instance().names());
+    std::string near = did_you_mean(args.step, Registry::instance().names());
     std::string hint = near.empty() ? std::string(" ('netplay list' shows every step)")
                                     : fmt::format(" (did you mean '{}'?)", near);
-    return usage_error(io, fmt::format("unknown step '{}'{}", name, hint));
+    return usage_error(io, fmt::format("unknown step '{}'{}", args.step, hint));
   }
   put(io.out, describe_step(step->spec()));
   return 0;
+}
+
+int handle_schema(const VerbArgs&, const CliIo& io) {
+  put(io.out, playbook_schema().dump(2) + "\n");
+  return 0;
+}
+
+/// Every verb, in the order `netplay --help` lists them.
+constexpr Verb kVerbs[] = {
+    {"run", "Run a playbook and report the verdict", setup_run, handle_run},
+    {"validate", "Check playbooks; every error as file:line:col: message on stderr",
+     setup_validate, handle_validate},
+    {"list", "List the built-in steps", no_args, handle_list},
+    {"describe", "Show a step's params, facts and an example", setup_describe, handle_describe},
+    {"schema", "Print the playbook JSON Schema", no_args, handle_schema},
+};
+
+std::vector<std::string> verb_names() {
+  std::vector<std::string> names;
+  for (const auto& v : kVerbs) names.emplace_back(v.name);
+  return names;
+}
+
+/// "run, validate, list, describe or schema" (last_sep " or ") or with ", " throughout.
+std::string joined_verbs(std::string_view last_sep) {
+  auto names = verb_names();
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? last_sep : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+/// The verbs as `netplay --help` lists them, after its options.
+std::string verbs_listing() {
+  size_t w = 0;
+  for (const auto& v : kVerbs) w = std::max(w, v.name.size());
+  std::string out = "Commands:\n";
+  for (const auto& v : kVerbs) out += fmt::format("  {:<{}}  {}\n", v.name, w, v.summary);
+  out += "\n'netplay COMMAND --help' shows a command's arguments and options.";
+  return out;
 }
 
 }  // namespace
@@ -187,51 +286,26 @@ int run_cli(int argc, const char* const* argv, const CliIo& io) {
   app.require_subcommand(1);
   app.fallthrough(false);
 
-  cli::RunArgs ra;
-  auto* run = app.add_subcommand("run", "Run a playbook and report the verdict");
-  run->add_option("PLAYBOOK", ra.playbook, "Playbook file (YAML)")->required();
-  run->add_option("--set", ra.sets, "Set an input: NAME=VALUE (repeatable; wins over --vars)")
-      ->type_name("NAME=VALUE");
-  run->add_option("--vars", ra.vars, "Inputs from a YAML/JSON file of NAME: VALUE (repeatable)")
-      ->type_name("FILE");
-  run->add_option("--output,-o", ra.outputs,
-                  "Report: text|json|junit|markdown, optionally =FILE (repeatable)")
-      ->type_name("FORMAT[=FILE]");
-  run->add_option("--only", ra.only, "Run only these step ids (and what they need)")
-      ->delimiter(',')
-      ->type_name("ID,...");
-  run->add_option("--jobs,-j", ra.jobs, "Steps run concurrently, 1..64 (default 4)")
-      ->type_name("N");
-  run->add_option("--timeout", ra.timeout, "Global deadline for the whole run, e.g. 30s, 2m")
-      ->type_name("DURATION");
-  run->add_flag("--fail-fast", ra.fail_fast, "Start no new step after the first failure");
-  auto* q = run->add_flag("--quiet,-q", ra.quiet, "Only the findings and the summary line");
-  auto* v = run->add_flag("--verbose,-v", ra.verbose, "Show the facts of every step");
-  q->excludes(v);
-  run->add_flag("--no-color", ra.no_color, "No ANSI colors (also: NO_COLOR=1)");
-  run->footer(cli::kRunFooter);
-
-  std::vector<std::string> validate_files;
-  auto* validate = app.add_subcommand(
-      "validate", "Check playbooks; every error as file:line:col: message on stderr");
-  validate->add_option("PLAYBOOK", validate_files, "Playbook files")->required();
-  validate->footer("Exit code: 0 when every file is valid, 2 otherwise.");
-
-  auto* list = app.add_subcommand("list", "List the built-in steps");
-  std::string step_name;
-  auto* describe = app.add_subcommand("describe", "Show a step's params, facts and an example");
-  describe->add_option("STEP", step_name, "Step name, e.g. sysctl")->required();
-  auto* schema = app.add_subcommand("schema", "Print the playbook JSON Schema");
+  cli::VerbArgs args;
+  std::vector<std::pair<CLI::App*, const cli::Verb*>> commands;
+  for (const auto& verb : cli::kVerbs) {
+    CLI::App* cmd = app.add_subcommand(std::string(verb.name), std::string(verb.summary));
+    cmd->group("");  // listed by the footer below, from the same table
+    verb.setup(*cmd, args);
+    commands.emplace_back(cmd, &verb);
+  }
+  app.footer(cli::verbs_listing());
+  app.get_formatter()->label("SUBCOMMAND", "COMMAND");
 
   // CLI11 reports a mistyped command as "a subcommand is required": name it instead.
   if (argc > 1 && argv[1][0] != '-') {
-    std::vector<std::string> commands;
-    for (const auto* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
-    if (std::find(commands.begin(), commands.end(), argv[1]) == commands.end()) {
-      std::string near = did_you_mean(argv[1], commands);
+    auto names = cli::verb_names();
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::string near = did_you_mean(argv[1], names);
       return cli::usage_error(
-          io, fmt::format("unknown command '{}'{}; commands: run, validate, list, describe, schema",
-                          argv[1], near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+          io, fmt::format("unknown command '{}'{}; commands: {}", argv[1],
+                          near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near),
+                          cli::joined_verbs(", ")));
     }
   }
   try {
@@ -254,14 +328,8 @@ int run_cli(int argc, const char* const* argv, const CliIo& io) {
     return cli::usage_error(io, cli::parse_error_message(e, command));
   }
 
-  if (*run) return cli::run_command(ra, io);
-  if (*validate) return cli::cmd_validate(validate_files, io);
-  if (*list) return cli::cmd_list(io);
-  if (*describe) return cli::cmd_describe(step_name, io);
-  if (*schema) {
-    put(io.out, playbook_schema().dump(2) + "\n");
-    return 0;
-  }
+  for (const auto& [cmd, verb] : commands)
+    if (*cmd) return verb->handler(args, io);
   return cli::usage_error(io, "a command is required (see 'netplay --help')");
 }
 

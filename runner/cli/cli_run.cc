@@ -121,14 +121,14 @@ int run_command(const RunArgs& a, const CliIo& io) {
 
   bool color_allowed = !a.no_color && !io.no_color_env;
   std::unique_ptr<Progress> progress;
-  // Progress lines on stdout: the report printed after them gets a blank line.
-  bool progress_on_stdout = !a.quiet && text_stdout;
-  if (!a.quiet) {
-    if (text_stdout)
-      progress = make_text_progress(io.out, io.out_tty, color_allowed && io.out_tty);
-    else if (io.err_tty)
-      progress = make_text_progress(io.err, true, color_allowed);
-  }
+  // Live progress shares stdout only with a text report on a terminal. Anywhere else stdout
+  // holds exactly the report(s), and progress goes to stderr: live on a terminal, one plain
+  // line per finished step otherwise (a CI log).
+  bool progress_on_stdout = !a.quiet && text_stdout && io.out_tty;
+  if (progress_on_stdout)
+    progress = make_text_progress(io.out, true, color_allowed);
+  else if (!a.quiet)
+    progress = make_text_progress(io.err, io.err_tty, color_allowed && io.err_tty);
 
   static const std::atomic<bool> never{false};
   if (io.before_run) io.before_run();

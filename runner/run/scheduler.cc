@@ -258,6 +258,7 @@ void Run::start_attempt(size_t i, Clock::time_point now) {
   a->netns = n.prep.netns;
   a->step_id = n.def->id;
   a->number = n.result.attempts + 1;
+  for (const auto& [fact, _] : n.def->expect.items()) a->expected_facts.push_back(fact);
   if (n.def->timeout.count() > 0)
     a->deadline = now + std::chrono::duration_cast<Clock::duration>(n.def->timeout);
   a->stop_requested = n.stop_requested;

@@ -21,6 +21,7 @@ bool run_attempt(Attempt& a) {
   ctx.netns = a.netns;
   ctx.step_id = a.step_id;
   ctx.attempt = a.number;
+  ctx.expected_facts = a.expected_facts;
   a.started = Clock::now();
   a.begun = true;
 

@@ -27,6 +27,7 @@ struct Attempt {
   std::string netns = "host";
   std::string step_id;
   int number = 1;
+  std::vector<std::string> expected_facts;  // see StepContext::expected_facts
   Clock::time_point deadline = Clock::time_point::max();
   std::atomic<bool> cancelled{false};
   std::atomic<bool> stop_requested{false};

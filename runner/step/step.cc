@@ -68,6 +68,13 @@ std::vector<std::string> Params::strings(const std::string& k) const {
   return out;
 }
 
+bool StepContext::expects(std::string_view fact) const {
+  for (const auto& f : expected_facts)
+    if (f == fact || (f.size() > fact.size() && f.starts_with(fact) && f[fact.size()] == '.'))
+      return true;
+  return false;
+}
+
 Millis StepContext::remaining() const {
   auto now = Clock::now();
   if (deadline == Clock::time_point::max()) return Millis(1e12);

@@ -83,6 +83,9 @@ struct StepContext {
   std::string netns = "host";  // as named in the playbook (already entered)
   std::string step_id;
   int attempt = 1;
+  /// Facts the playbook's `expect:` judges (its top-level names). A step leaves the verdict
+  /// on those to the expectation rather than failing on them by default (exec's exit_code).
+  std::vector<std::string> expected_facts;
 
   bool is_cancelled() const {
     return (cancelled && cancelled->load(std::memory_order_relaxed)) ||
@@ -92,6 +95,8 @@ struct StepContext {
     return is_cancelled() || (stop_requested && stop_requested->load(std::memory_order_relaxed));
   }
   bool expired() const { return Clock::now() >= deadline; }
+  /// True when `expect:` judges `fact` or a part of it ("exit_code", "json.0.ip").
+  bool expects(std::string_view fact) const;
   /// Time left before the deadline (zero when past it).
   Millis remaining() const;
 };

@@ -105,12 +105,16 @@ class GoldenRun(unittest.TestCase):
                     "--output", f"json={out}/run.json", "--output", f"junit={out}/run.xml",
                     "--output", f"text={out}/run.txt", cwd=GOLDEN)
         self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertEqual(p.stderr, "")
-        # No report went to stdout, so the text report did (after one line per step).
-        self.assertIn("[fail] rp_filter", p.stdout)
+        # No report went to stdout, so the text report did; progress went to stderr, one
+        # plain line per step (stderr is no terminal here).
+        self.assertEqual(p.stderr.count("\n"), 4, p.stderr)
+        self.assertIn("[fail] rp_filter", p.stderr)
+        self.assertTrue(p.stdout.startswith("playbook cli-golden"), p.stdout)
         self.assertRegex(p.stdout, r"netplay: FAIL - 2 passed, 1 failed, 0 warnings, 1 skipped, "
                                    r"0 errors, 1 finding in [0-9.]+ ms\n$")
         self.assertEqual(sorted(os.listdir(out)), ["run.json", "run.txt", "run.xml"])
+        with open(f"{out}/run.txt") as f:
+            self.assertEqual(p.stdout, f.read())  # exactly the report, nothing else
 
         with open(f"{out}/run.json") as f:
             doc = json.load(f)
@@ -137,6 +141,7 @@ class GoldenRun(unittest.TestCase):
                     "--output", f"markdown={out}/run.md", cwd=GOLDEN)
         self.assertEqual(p.returncode, 1, p.stderr)
         doc = json.loads(p.stdout)  # nothing but the JSON report on stdout
+        self.assertIn("[fail] rp_filter", p.stderr)  # progress: stderr, plain lines
         self.assertEqual(doc["summary"], {"pass": 2, "fail": 1, "warn": 0, "skip": 1, "error": 0})
         with open(f"{out}/run.md") as f:
             md = f.read()
@@ -150,6 +155,7 @@ class GoldenRun(unittest.TestCase):
         # Steps left out by --only are not in the report at all.
         self.assertRegex(p.stdout, r"^netplay: PASS - 2 passed, 0 failed, 0 warnings, 0 skipped, "
                                    r"0 errors in [0-9.]+ ms\n$")
+        self.assertEqual(p.stderr, "")  # -q: no progress anywhere
 
 
 class Commands(unittest.TestCase):
@@ -279,24 +285,32 @@ class ExitCodes(unittest.TestCase):
             self.assertEqual(p.returncode, 3, (fmt, p.stdout, p.stderr))
 
     def test_interrupt_writes_partial_reports_and_exits_130(self):
+        # `slow` writes a file once it runs (after `first`): then it is time for Ctrl-C.
+        ready = os.path.join(self.tmp.name, "slow-started")
         pb = self.playbook("  - {id: first, uses: sysctl, with: {key: kernel.ostype}}\n"
                            "  - id: slow\n    uses: exec\n    needs: [first]\n"
-                           "    timeout: 60s\n    with: {argv: [sleep, '30']}\n"
+                           f"    timeout: 60s\n    with: {{cmd: 'touch {ready}; exec sleep 30',"
+                           " shell: true}\n"
                            "  - {id: later, uses: sysctl, needs: [slow], with: {key: kernel.ostype}}\n")
         out = os.path.join(self.tmp.name, "r.json")
         xml = os.path.join(self.tmp.name, "r.xml")
         proc = subprocess.Popen([BIN, "run", pb, "--output", f"json={out}",
                                  "--output", f"junit={xml}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # Wait until `first` finished (its line is printed), so `slow` is running.
-        line = proc.stdout.readline()
-        self.assertIn("first", line)
-        time.sleep(0.5)
-        start = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=20)
+        try:
+            for _ in range(3000):
+                if os.path.exists(ready) or proc.poll() is not None:
+                    break
+                time.sleep(0.01)
+            self.assertTrue(os.path.exists(ready), "the slow step never started")
+            proc.send_signal(signal.SIGINT)
+            # The step would run for 30s more: the run ending before that is the point.
+            stdout, stderr = proc.communicate(timeout=25)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
         self.assertEqual(proc.returncode, 130, stderr)
-        self.assertLess(time.monotonic() - start, 10)
         self.assertIn("interrupted", stderr)
         with open(out) as f:
             doc = json.load(f)

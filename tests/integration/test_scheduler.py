@@ -1,6 +1,7 @@
 """The scheduler through the real binary: Ctrl-C and SIGTERM during a long `exec` step end
-the run promptly with exit 130, a valid partial JSON report, and no child left behind; a
-global timeout ends a run the same way with its own reason.
+the run (long before the step would) with exit 130, a valid partial JSON report, and no
+child left behind; a global timeout ends a run the same way with its own reason. No
+assertion depends on how long anything took.
 
 Each run's `sleep` gets a unique argument (a valid number such as 30.48213377) so the test
 can find exactly its own child processes in /proc.
@@ -103,19 +104,17 @@ class SchedulerSignals(unittest.TestCase):
                 wait_for(lambda: processes_with(self.marker), 10),
                 "the exec step's `sleep` never started",
             )
-            sent = time.monotonic()
             proc.send_signal(sig)
-            _, err = proc.communicate(timeout=10)
-            elapsed = time.monotonic() - sent
+            # Without the signal the run would go on for 60s: ending at all is the point.
+            _, err = proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
         err = err.decode(errors="replace")
         self.assertEqual(proc.returncode, 130, err)
-        self.assertLess(elapsed, 2.0, f"took {elapsed:.2f}s to stop after the signal")
         self.assertTrue(
-            wait_for(lambda: not processes_with(self.marker), 1.0),
+            wait_for(lambda: not processes_with(self.marker), 10),
             f"child `sleep {self.marker}` still running: {processes_with(self.marker)}",
         )
         report = self.read_report()
@@ -136,13 +135,13 @@ class SchedulerSignals(unittest.TestCase):
     def test_global_timeout(self):
         proc = self.start("--timeout", "500ms")
         try:
-            out, err = proc.communicate(timeout=10)
+            out, err = proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
         self.assertEqual(proc.returncode, 3, err.decode(errors="replace"))
-        self.assertTrue(wait_for(lambda: not processes_with(self.marker), 1.0))
+        self.assertTrue(wait_for(lambda: not processes_with(self.marker), 10))
         report = self.read_report()
         self.assertFalse(report["interrupted"])
         steps = self.steps_by_id(report)

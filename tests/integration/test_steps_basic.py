@@ -1,6 +1,7 @@
 """exec, file and sysctl through the real binary, inside a network namespace the test creates:
 a command sees the step's namespace, templates stay one argument each, a file value feeds a
-later step, a background exec is stopped and passes, and a failing command fails the run.
+later step, a background exec is stopped and passes, a failing command fails the run, and a
+YAML file with a recursive alias is a step error (not a crash).
 Needs root (ip netns); fails without it.
 """
 
@@ -102,6 +103,23 @@ steps:
         self.assertEqual(steps["bad"]["status"], "fail")
         self.assertEqual(steps["bad"]["message"], "exit code 2: no route to host")
         self.assertEqual(steps["missing"]["status"], "pass", steps["missing"])
+
+    def test_recursive_yaml_alias_is_a_step_error_not_a_crash(self):
+        loop = os.path.join(self.tmp.name, "loop.yaml")
+        with open(loop, "w") as f:
+            f.write("a: &x [*x]\n")
+        code, rep, err = self.run_playbook(f"""apiVersion: netplay/v1
+kind: Playbook
+metadata: {{name: steps-yaml-alias}}
+steps:
+  - id: loop
+    uses: file
+    with: {{path: {loop}, yaml_path: a.0}}
+""")
+        self.assertEqual(code, 3, err)  # errored, none failed: the report was written
+        step = rep["steps"][0]
+        self.assertEqual(step["status"], "error")
+        self.assertIn("recursive alias", step["message"])
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class VethOnSilkLab(unittest.TestCase):
         sh("ip", "netns", "exec", c2.ns, "ethtool", "-K", "silk-vtep", "tx-checksum-ip-generic",
            "off")
         cls.sleeper = subprocess.Popen(["ip", "netns", "exec", k1.ns, "sleep", "60"])
-        for _ in range(200):  # `ip netns exec` enters the namespace, then execs sleep
+        for _ in range(3000):  # `ip netns exec` enters the namespace, then execs sleep
             if inode(f"/proc/{cls.sleeper.pid}/ns/net") == inode(f"/run/netns/{k1.ns}"):
                 break
             time.sleep(0.01)

@@ -15,6 +15,7 @@
 namespace netplay {
 namespace {
 
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -38,7 +39,7 @@ struct Outcome {
 
 /// Runs the CLI in-process with stdout/stderr captured in temp files.
 Outcome cli(std::vector<std::string> args, const std::atomic<bool>* interrupt = nullptr,
-            bool tty = false, bool no_color_env = false) {
+            bool tty = false, bool no_color_env = false, bool err_tty = false) {
   args.insert(args.begin(), "netplay");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
@@ -47,6 +48,7 @@ Outcome cli(std::vector<std::string> args, const std::atomic<bool>* interrupt = 
   io.err = std::tmpfile();
   io.interrupt = interrupt;
   io.out_tty = tty;
+  io.err_tty = err_tty;
   io.no_color_env = no_color_env;
   int rc = run_cli(static_cast<int>(argv.size()), argv.data(), io);
   Outcome o{rc, drain(io.out), drain(io.err)};
@@ -168,6 +170,38 @@ TEST(Cli, VersionHelpListDescribeSchema) {
   EXPECT_TRUE(schema.is_object());
 }
 
+/// The verbs come from one table: `netplay --help` lists each with its one-line summary in
+/// the table's order, every verb has its own help, and a mistyped verb gets "did you mean"
+/// and the list of verbs.
+TEST(Cli, VerbsComeFromOneTable) {
+  auto h = cli({"--help"});
+  EXPECT_EQ(h.rc, 0);
+  size_t at = h.out.find("\nCommands:\n");
+  ASSERT_NE(at, std::string::npos) << h.out;
+  const std::vector<std::pair<std::string, std::string>> verbs = {
+      {"run", "Run a playbook and report the verdict"},
+      {"validate", "Check playbooks; every error as file:line:col: message on stderr"},
+      {"list", "List the built-in steps"},
+      {"describe", "Show a step's params, facts and an example"},
+      {"schema", "Print the playbook JSON Schema"}};
+  for (const auto& [name, summary] : verbs) {
+    size_t line = h.out.find("\n  " + name + " ", at);
+    ASSERT_NE(line, std::string::npos) << name << " not listed:\n" << h.out;
+    std::string row = h.out.substr(line + 1, h.out.find('\n', line + 1) - line - 1);
+    EXPECT_THAT(row, EndsWith("  " + summary));
+    at = line + 1;  // listed in the table's order
+    auto sub = cli({name, "--help"});
+    EXPECT_EQ(sub.rc, 0) << name;
+    EXPECT_THAT(sub.out, HasSubstr("Usage: netplay " + name)) << name;
+  }
+  EXPECT_THAT(h.out, Not(HasSubstr("Subcommands:")));  // listed once, from the table
+  expect_usage_error(cli({"shcema"}),
+                     "unknown command 'shcema' (did you mean 'schema'?); commands: run, "
+                     "validate, list, describe, schema\n");
+  expect_usage_error(cli({"frobnicate"}), "unknown command 'frobnicate'; commands: run, ");
+  expect_usage_error(cli({}), "a command is required: run, validate, list, describe or schema");
+}
+
 TEST(Cli, UsageErrorsAreOneLine) {
   TempDir dir;
   std::string pb = dir.file("pb.yaml", kHostPlaybook);
@@ -213,10 +247,10 @@ TEST(Cli, RunWritesEveryReportAndExitCodeFollowsTheResult) {
   auto o = cli({"run", pb, "--output", "json=" + dir.path("r.json"), "--output",
                 "junit=" + dir.path("r.xml"), "--output", "markdown=" + dir.path("r.md")});
   EXPECT_EQ(o.rc, 0) << o.err;
-  EXPECT_EQ(o.err, "");
-  // No report on stdout, so the text report is printed there, after the progress lines.
-  EXPECT_THAT(o.out, StartsWith("[pass] ostype"));
+  // No report on stdout, so the text report is printed there; progress went to stderr.
+  EXPECT_THAT(o.out, StartsWith("playbook host-sysctl\n"));
   EXPECT_THAT(o.out, HasSubstr("netplay: PASS - 1 passed"));
+  EXPECT_THAT(o.err, StartsWith("[pass] ostype"));
   std::ifstream in(dir.path("r.json"));
   json j = json::parse(in);
   EXPECT_EQ(j["status"], "pass");
@@ -262,6 +296,36 @@ TEST(Cli, VerboseAndColor) {
   EXPECT_THAT(no_color.out, Not(HasSubstr("\033[2m")));
   auto flag = cli({"run", pb, "--no-color"}, nullptr, /*tty=*/true);
   EXPECT_THAT(flag.out, Not(HasSubstr("\033[32m")));
+}
+
+/// Redirected stdout holds exactly the report; progress lines go to stderr (live ones only
+/// when stderr is a terminal), none with -q.
+TEST(Cli, ProgressNeverMixesIntoARedirectedReport) {
+  TempDir dir;
+  std::string pb = dir.file("pb.yaml", kHostPlaybook);
+  std::string copy = dir.path("copy.txt");
+  auto o = cli({"run", pb, "--output", "text", "--output", "text=" + copy});
+  EXPECT_EQ(o.rc, 0) << o.err;
+  std::ifstream in(copy);
+  std::stringstream file;
+  file << in.rdbuf();
+  EXPECT_EQ(o.out, file.str());  // the same report, nothing before or after it
+  EXPECT_THAT(o.err, StartsWith("[pass] ostype  "));
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  EXPECT_THAT(o.err, Not(HasSubstr("\033[")));
+
+  auto js = cli({"run", pb, "--output", "json"});
+  EXPECT_EQ(json::parse(js.out)["summary"]["pass"], 1);
+  EXPECT_THAT(js.err, StartsWith("[pass] ostype  "));
+
+  auto live = cli({"run", pb}, nullptr, /*tty=*/false, /*no_color_env=*/false, /*err_tty=*/true);
+  EXPECT_THAT(live.out, StartsWith("playbook host-sysctl\n"));
+  EXPECT_THAT(live.err, HasSubstr("\r\033[J"));  // live lines, erased as the step finished
+  EXPECT_THAT(live.out, Not(HasSubstr("\033[")));
+
+  auto quiet = cli({"run", pb, "-q"}, nullptr, false, false, /*err_tty=*/true);
+  EXPECT_EQ(quiet.err, "");
+  EXPECT_THAT(quiet.out, StartsWith("netplay: PASS"));
 }
 
 TEST(Cli, InterruptedRunStillWritesReportsAndExits130) {

@@ -351,24 +351,20 @@ TEST(Expr, EndlessLoopHitsTheDeadline) {
         "local t = {} for i = 1, 2e5 do t[i] = -i end while true do table.sort(t) end"}) {
     auto id = e.compile_chunk(src);
     ASSERT_TRUE(id);
-    auto start = Clock::now();
-    auto r = eval_text(e, *id);
-    auto took = Clock::now() - start;
-    EXPECT_EQ(error_of(r), "expression exceeded its time limit (200ms)") << src;
-    EXPECT_LT(took, std::chrono::milliseconds(1500)) << src;
+    // Without the deadline these never end; the message names the configured limit.
+    EXPECT_EQ(error_of(eval_text(e, *id)), "expression exceeded its time limit (200ms)") << src;
   }
   EXPECT_EQ(run(e, "1 + 1"), json(2));  // the engine is usable afterwards
 }
 
 TEST(Expr, CatastrophicPatternsAreRefusedUpFront) {
+  // Refused before running: the words are the pattern checker's, not the deadline's.
   ExprEngine e(ExprEngine::Limits{.time = Millis(200)});
-  auto start = Clock::now();
   EXPECT_THAT(error_of(run(e, "string.rep('a', 2000):find('a-a-a-b')")),
               HasSubstr("backtracking repetitions: too costly for a 2000-byte string"));
   EXPECT_THAT(error_of(run(e, "('a'):rep(5000):match('.-.-.-x')")), HasSubstr("too costly"));
   EXPECT_THAT(error_of(run_chunk(e, "for _ in ('a'):rep(5000):gmatch('a*a*a*b') do end")),
               HasSubstr("too costly"));
-  EXPECT_LT(Clock::now() - start, std::chrono::seconds(1));
   // Ordinary patterns, plain finds and short subjects are untouched.
   EXPECT_EQ(run(e, "('  silk-vtep  '):match('^%s*(.-)%s*$')"), json("silk-vtep"));
   EXPECT_EQ(run(e, "string.rep('a', 2000):find('a-a-a-b', 1, true)"), json(nullptr));
@@ -464,30 +460,26 @@ TEST(Expr, NetHelpers) {
               HasSubstr("invalid CIDR"));
 }
 
-TEST(Expr, TrivialEvaluationIsCheap) {
+/// Many evaluations of one compiled expression and many recorded results stay correct.
+/// What they cost is for benchmarks (tests/bench) to measure, not for a test to bound.
+TEST(Expr, RepeatedEvaluationStaysCorrect) {
   ExprEngine e;
   e.set_inputs(json{{"a", 1}});
   auto id = e.compile_expr("inputs.a == 1");
   ASSERT_TRUE(id);
   constexpr int kN = 200'000;
-  auto start = Clock::now();
   for (int i = 0; i < kN; ++i) ASSERT_TRUE(e.eval_bool(*id).value());
-  Millis per = (Clock::now() - start) / kN;
-  // About a microsecond on a laptop; the bound leaves room for sanitizer builds and noise.
-  EXPECT_LT(per.count(), 0.02) << "eval took " << per.count() * 1000 << " us";
 }
 
-TEST(Expr, RecordingStepResultsIsCheap) {
+TEST(Expr, RecordingManyStepResults) {
   ExprEngine e;
   json facts = json::object();
   for (int i = 0; i < 50; ++i) facts["fact_" + std::to_string(i)] = i;
-  auto start = Clock::now();
   for (int i = 0; i < 500; ++i) {
     e.set_step_result("step_" + std::to_string(i), Status::kPass, "ok", facts);
   }
-  Millis per = (Clock::now() - start) / 500;
-  EXPECT_LT(per.count(), 0.05) << "set_step_result took " << per.count() * 1000 << " us";
   EXPECT_EQ(run(e, "steps.step_499.facts.fact_49"), json(49));
+  EXPECT_EQ(run(e, "steps.step_0.facts.fact_0"), json(0));
 }
 
 TEST(Expr, ArbitraryTextNeverCrashesTheScannersOrTheEngine) {

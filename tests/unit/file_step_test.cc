@@ -5,6 +5,7 @@
 #include <fstream>
 #include <regex>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "runner/step/step.h"
@@ -158,6 +159,30 @@ TEST_F(FileStepTest, BrokenYamlIsAnError) {
   auto o = run({{"path", p}});
   EXPECT_EQ(o.status, Status::kError);
   EXPECT_NE(o.message.find("is not YAML: line"), std::string::npos) << o.message;
+}
+
+/// The loader's guard against alias bombs applies to files read by the step as well: a
+/// recursive alias used to overflow the stack (signal 11, no report at all).
+TEST_F(FileStepTest, RecursiveOrExplodingAliasesAreAnError) {
+  auto p = write("loop.yaml", "a: &x [*x]\n");
+  auto o = run({{"path", p}});
+  EXPECT_EQ(o.status, Status::kError);
+  EXPECT_EQ(o.message, p + " cannot be read as YAML: the document nests deeper than 64 levels "
+                           "(a recursive alias?)");
+  EXPECT_FALSE(o.facts.contains("yaml"));
+  o = run({{"path", p}, {"yaml_path", "a.0"}});
+  EXPECT_EQ(o.status, Status::kError) << o.message;
+
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'f'; ++c) {  // 10^6 values
+    std::string prev(1, static_cast<char>(c - 1));
+    bomb += fmt::format("{0}: &{0} [*{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}]\n",
+                        std::string(1, c), prev);
+  }
+  p = write("bomb.yaml", bomb);
+  o = run({{"path", p}});
+  EXPECT_EQ(o.status, Status::kError);
+  EXPECT_NE(o.message.find("expands to more than"), std::string::npos) << o.message;
 }
 
 TEST_F(FileStepTest, PathParamMismatchIsAnError) {

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -27,8 +29,51 @@ std::mutex g_mu;
 std::map<std::string, Interval> g_intervals;  // step id -> when its last attempt ran
 std::map<std::string, int> g_calls;           // flaky key -> calls so far
 
+/// Named one-way gates: a test or a step opens one, steps and tests wait for it. Ordering
+/// is asserted through these, never through how long something took.
+class Gates {
+ public:
+  void open(const std::string& name) {
+    {
+      std::lock_guard lock(mu_);
+      open_.insert(name);
+    }
+    cv_.notify_all();
+  }
+  bool is_open(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return open_.contains(name);
+  }
+  /// Waits until `name` opens, `give_up()` holds (checked every few ms) or `limit` passed;
+  /// true when the gate opened. The limit only keeps a broken build from hanging.
+  template <class GiveUp>
+  bool wait(const std::string& name, GiveUp give_up, Clock::duration limit = 30s) {
+    auto until = Clock::now() + limit;
+    std::unique_lock lock(mu_);
+    while (!open_.contains(name)) {
+      if (give_up() || Clock::now() >= until) return false;
+      cv_.wait_for(lock, 2ms);
+    }
+    return true;
+  }
+  bool wait(const std::string& name) {
+    return wait(name, [] { return false; });
+  }
+  void reset() {
+    std::lock_guard lock(mu_);
+    open_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> open_;
+};
+Gates g_gates;
+
 /// Sleeps `ms`, in slices, stopping early on cancel or stop request (unless told to ignore
-/// them, to exercise abandonment).
+/// them, to exercise abandonment). With `gate`, it waits for that gate instead, `ms` being
+/// only a limit. Opens the gates "started:ID" and "finished:ID".
 class SleepStep : public Step {
  public:
   const StepSpec& spec() const override {
@@ -36,30 +81,37 @@ class SleepStep : public Step {
         .name = "test.sleep",
         .summary = "test: sleep",
         .params = {{.name = "ms", .type = ValueType::kInt, .default_value = 1000},
-                   {.name = "deaf", .type = ValueType::kBool, .default_value = false}},
+                   {.name = "deaf", .type = ValueType::kBool, .default_value = false},
+                   {.name = "gate", .type = ValueType::kString}},
         .supports_background = true,
     };
     return s;
   }
   StepOutput run(StepContext& ctx, const Params& p) const override {
     auto start = Clock::now();
-    auto until = start + std::chrono::milliseconds(p.integer("ms"));
+    g_gates.open("started:" + ctx.step_id);
+    auto limit = std::chrono::milliseconds(p.integer("ms"));
     bool deaf = p.boolean("deaf");
     bool stopped = false;
-    while (Clock::now() < until) {
-      if (!deaf && ctx.should_stop()) {
-        stopped = true;
-        break;
-      }
-      std::this_thread::sleep_for(2ms);
+    auto should_stop = [&] {
+      if (!deaf && ctx.should_stop()) stopped = true;
+      return stopped;
+    };
+    bool gate_opened = false;
+    if (p.has("gate")) {
+      gate_opened = g_gates.wait(p.str("gate"), should_stop, limit);
+    } else {
+      while (Clock::now() < start + limit && !should_stop()) std::this_thread::sleep_for(2ms);
     }
     {
       std::lock_guard lock(g_mu);
       g_intervals[ctx.step_id] = {start, Clock::now()};
     }
+    g_gates.open("finished:" + ctx.step_id);
     if (ctx.is_cancelled() && !deaf) return StepOutput::error("cancelled");
     StepOutput out;
     out.facts["stopped"] = stopped;
+    if (p.has("gate")) out.facts["gate_opened"] = gate_opened;
     out.message = stopped ? "stopped" : "slept";
     return out;
   }
@@ -139,8 +191,14 @@ void register_fakes() {
 class NullProgress : public Progress {
  public:
   void on_start(const StepResult& s) override { started.push_back(s.id); }
-  void on_finish(const StepResult& r) override { finished.push_back(r.id); }
-  void on_tick() override { ++ticks; }
+  void on_finish(const StepResult& r) override {
+    finished.push_back(r.id);
+    g_gates.open("progress-finished:" + r.id);
+  }
+  void on_tick() override {
+    ++ticks;
+    g_gates.open("tick");
+  }
   std::vector<std::string> started, finished;
   int ticks = 0;
 };
@@ -151,6 +209,7 @@ class Builder {
  public:
   Builder() {
     register_fakes();
+    g_gates.reset();
     pb_.name = "test";
     pb_.file = "test.yaml";
   }
@@ -196,21 +255,19 @@ const StepResult& result(const RunReport& r, const std::string& id) {
   return none;
 }
 
-double ms(Clock::duration d) { return std::chrono::duration_cast<Millis>(d).count(); }
-
 TEST(Scheduler, IndependentStepsOverlap) {
   Builder b;
-  b.step("a", "test.sleep", {{"ms", 300}});
-  b.step("b", "test.sleep", {{"ms", 300}});
+  // Each waits until the other has started: only steps that run at once both get through.
+  b.step("a", "test.sleep", {{"ms", 30000}, {"gate", "started:b"}});
+  b.step("b", "test.sleep", {{"ms", 30000}, {"gate", "started:a"}});
   RunOptions opts;
   opts.jobs = 2;
-  auto t0 = Clock::now();
   RunReport r = run(b.pb(), opts);
-  double total = ms(Clock::now() - t0);
-  EXPECT_LT(total, 500);
   ASSERT_EQ(r.steps.size(), 2u);
   EXPECT_EQ(result(r, "a").status, Status::kPass);
   EXPECT_EQ(result(r, "b").status, Status::kPass);
+  EXPECT_EQ(result(r, "a").facts["gate_opened"], true);
+  EXPECT_EQ(result(r, "b").facts["gate_opened"], true);
   std::lock_guard lock(g_mu);
   Interval a = g_intervals["a"], c = g_intervals["b"];
   EXPECT_LT(a.start, c.end);
@@ -317,10 +374,8 @@ TEST(Scheduler, ParamTypeErrorNamesTheParam) {
 
 TEST(Scheduler, TimeoutFiresPromptly) {
   Builder b;
-  b.step("slow", "test.sleep", {{"ms", 5000}}).timeout = Millis(200);
-  auto t0 = Clock::now();
+  b.step("slow", "test.sleep", {{"ms", 30000}, {"gate", "never"}}).timeout = Millis(200);
   RunReport r = run(b.pb());
-  EXPECT_LT(ms(Clock::now() - t0), 1000);
   EXPECT_EQ(result(r, "slow").status, Status::kError);
   EXPECT_EQ(result(r, "slow").message, "timed out after 200ms");
 }
@@ -329,24 +384,27 @@ TEST(Scheduler, TimeoutFiresPromptly) {
 /// with one job steps run inline, where every built-in step's deadlines must hold.
 TEST(Scheduler, DeafStepIsAbandonedAndCapacityReplaced) {
   Builder b;
-  b.step("deaf", "test.sleep", {{"ms", 1500}, {"deaf", true}}).timeout = Millis(100);
-  b.step("deaf2", "test.sleep", {{"ms", 1500}, {"deaf", true}}).timeout = Millis(100);
+  // The deaf steps ignore cancellation and return only when the test releases them; they
+  // take both slots, so `next` runs only in a slot freed by abandoning one.
+  b.step("deaf", "test.sleep", {{"ms", 30000}, {"deaf", true}, {"gate", "release-deaf"}})
+      .timeout = Millis(100);
+  b.step("deaf2", "test.sleep", {{"ms", 30000}, {"deaf", true}, {"gate", "release-deaf"}})
+      .timeout = Millis(100);
   b.step("next", "test.sleep", {{"ms", 50}});
   auto& after = b.step("after", "test.facts");
   after.needs = {"next"};
   RunOptions opts;
   opts.jobs = 2;
   RunReport r = run(b.pb(), opts);
+  EXPECT_FALSE(g_gates.is_open("finished:deaf"));  // the run did not wait for them
+  EXPECT_FALSE(g_gates.is_open("finished:deaf2"));
   EXPECT_EQ(result(r, "deaf").status, Status::kError);
   EXPECT_EQ(result(r, "deaf").message, "timed out after 100ms");
   EXPECT_EQ(result(r, "next").status, Status::kPass);
   EXPECT_EQ(result(r, "after").status, Status::kPass);
-  std::this_thread::sleep_for(1600ms);  // let the abandoned threads finish before exit
-  // `next` had both slots taken by deaf steps: it ran in a slot freed by abandoning one,
-  // and finished while that step was still running (an order, not a duration).
-  std::lock_guard lock(g_mu);
-  EXPECT_LT(g_intervals["next"].end, g_intervals["deaf"].end);
-  EXPECT_LT(g_intervals["next"].end, g_intervals["deaf2"].end);
+  g_gates.open("release-deaf");
+  EXPECT_TRUE(g_gates.wait("finished:deaf"));  // the abandoned threads end before exit
+  EXPECT_TRUE(g_gates.wait("finished:deaf2"));
 }
 
 TEST(Scheduler, RetriesCountAttempts) {
@@ -381,13 +439,11 @@ TEST(Scheduler, ExceptionBecomesError) {
 
 TEST(Scheduler, GlobalTimeout) {
   Builder b;
-  b.step("long", "test.sleep", {{"ms", 5000}});
+  b.step("long", "test.sleep", {{"ms", 30000}, {"gate", "never"}});
   b.step("after", "test.facts").needs = {"long"};
   RunOptions opts;
   opts.global_timeout = Millis(300);
-  auto t0 = Clock::now();
   RunReport r = run(b.pb(), opts);
-  EXPECT_LT(ms(Clock::now() - t0), 1500);
   EXPECT_EQ(result(r, "long").status, Status::kError);
   EXPECT_EQ(result(r, "long").message, "run timed out after 300ms");
   EXPECT_EQ(result(r, "after").status, Status::kSkip);
@@ -397,13 +453,15 @@ TEST(Scheduler, GlobalTimeout) {
 
 TEST(Scheduler, FailFastStopsNewSteps) {
   Builder b;
-  b.step("running", "test.sleep", {{"ms", 200}});
+  // Still running when `bad` has been judged a failure.
+  b.step("running", "test.sleep", {{"ms", 30000}, {"gate", "progress-finished:bad"}});
   b.step("bad", "test.facts", {{"status", "fail"}});
   b.step("later", "test.facts").needs = {"running"};
   RunOptions opts;
   opts.jobs = 2;
   opts.fail_fast = true;
-  RunReport r = run(b.pb(), opts);
+  NullProgress progress;
+  RunReport r = run(b.pb(), opts, &progress);
   EXPECT_EQ(result(r, "running").status, Status::kPass);  // running ones finish
   EXPECT_EQ(result(r, "bad").status, Status::kFail);
   EXPECT_EQ(result(r, "later").status, Status::kSkip);
@@ -433,9 +491,7 @@ TEST(Scheduler, BackgroundStepStopsWhenDependentsFinish) {
   b.step("probe", "test.sleep", {{"ms", 100}}).needs = {"capture"};
   RunOptions opts;
   opts.jobs = 1;  // the background step must not hold the only slot
-  auto t0 = Clock::now();
   RunReport r = run(b.pb(), opts);
-  EXPECT_LT(ms(Clock::now() - t0), 1000);
   EXPECT_EQ(result(r, "probe").status, Status::kPass);
   EXPECT_EQ(result(r, "capture").status, Status::kPass) << result(r, "capture").message;
   EXPECT_EQ(result(r, "capture").facts["stopped"], true);
@@ -452,9 +508,7 @@ TEST(Scheduler, BackgroundReaderWaitsForTheEnd) {
   b.step("probe", "test.sleep", {{"ms", 50}});
   auto& reader = b.step("reader", "test.facts");
   reader.when = b.expr("steps.capture.facts.stopped == true");
-  auto t0 = Clock::now();
   RunReport r = run(b.pb());
-  EXPECT_LT(ms(Clock::now() - t0), 1000);
   EXPECT_EQ(result(r, "reader").status, Status::kPass) << result(r, "reader").message;
 }
 
@@ -465,9 +519,7 @@ TEST(Scheduler, BackgroundNeededAndReadWaitsForItsFacts) {
   auto& reader = b.step("reader", "test.facts");
   reader.needs = {"capture"};
   reader.when = b.expr("steps.capture.facts.stopped == true");
-  auto t0 = Clock::now();
   RunReport r = run(b.pb());
-  EXPECT_LT(ms(Clock::now() - t0), 1000);
   EXPECT_EQ(result(r, "capture").status, Status::kPass);
   EXPECT_EQ(result(r, "reader").status, Status::kPass) << result(r, "reader").message;
 }
@@ -519,6 +571,37 @@ TEST(Scheduler, ExpectationsJudgeFactsWithSeverity) {
   EXPECT_EQ(result(r, "tmpl").status, Status::kPass) << result(r, "tmpl").message;
 }
 
+/// exec fails on a non-zero exit code by itself, unless `check` is not given and the
+/// playbook's expect: judges exit_code: then the expectation alone decides.
+TEST(Scheduler, ExecExitCodeExpectationReplacesTheDefaultCheck) {
+  Builder b;
+  auto exec = [&](const std::string& id, const std::string& cmd, json expect) -> StepDef& {
+    auto& s = b.step(id, "exec", {{"cmd", cmd}, {"shell", true}});
+    s.expect = std::move(expect);
+    return s;
+  };
+  exec("three", "exit 3", {{"exit_code", 3}});
+  exec("zero", "exit 0", {{"exit_code", 3}});
+  exec("either", "exit 3", {{"exit_code", {{"one_of", {0, 3}}}}});
+  exec("plain", "exit 3", json::object());
+  exec("other_fact", "echo hi; exit 3", {{"stdout", "hi"}});
+  exec("checked", "exit 3", {{"exit_code", 3}}).with["check"] = true;
+  exec("unchecked", "exit 3", json::object()).with["check"] = false;
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "three").status, Status::kPass) << result(r, "three").message;
+  EXPECT_EQ(result(r, "three").message, "exit code 3");
+  EXPECT_EQ(result(r, "zero").status, Status::kFail);
+  EXPECT_EQ(result(r, "zero").message, "exit_code: expected 3, got 0");
+  EXPECT_EQ(result(r, "either").status, Status::kPass) << result(r, "either").message;
+  // Without an exit_code expectation (or with an explicit check: true) the default holds.
+  EXPECT_EQ(result(r, "plain").status, Status::kFail);
+  EXPECT_EQ(result(r, "plain").message, "exit code 3");
+  EXPECT_EQ(result(r, "other_fact").status, Status::kFail);
+  EXPECT_EQ(result(r, "checked").status, Status::kFail);
+  EXPECT_EQ(result(r, "checked").message, "exit code 3");
+  EXPECT_EQ(result(r, "unchecked").status, Status::kPass);
+}
+
 TEST(Scheduler, HooksDecide) {
   Builder b;
   b.step("skipped", "test.facts").hook_before = b.chunk("return false");
@@ -537,17 +620,15 @@ TEST(Scheduler, HooksDecide) {
 
 TEST(Scheduler, InterruptReturnsPartialReportQuickly) {
   Builder b;
-  b.step("long", "test.sleep", {{"ms", 10000}});
+  b.step("long", "test.sleep", {{"ms", 30000}, {"gate", "never"}});
   b.step("after", "test.facts").needs = {"long"};
   std::atomic<bool> interrupt{false};
   std::thread t([&] {
-    std::this_thread::sleep_for(200ms);
+    g_gates.wait("started:long");
     interrupt = true;
   });
-  auto t0 = Clock::now();
   RunReport r = run(b.pb(), {}, nullptr, &interrupt);
   t.join();
-  EXPECT_LT(ms(Clock::now() - t0), 800);
   EXPECT_TRUE(r.interrupted);
   EXPECT_EQ(exit_code(r), 130);
   EXPECT_EQ(result(r, "long").status, Status::kError);
@@ -595,7 +676,7 @@ TEST(Scheduler, MissingNamespaceIsAStepError) {
 
 TEST(Scheduler, ProgressSeesEveryStep) {
   Builder b;
-  b.step("a", "test.sleep", {{"ms", 250}});
+  b.step("a", "test.sleep", {{"ms", 30000}, {"gate", "tick"}});  // runs until a tick came
   b.step("b", "test.facts").needs = {"missing_dep_is_ignored"};
   NullProgress progress;
   RunReport r = run(b.pb(), {}, &progress);
