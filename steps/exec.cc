@@ -135,6 +135,7 @@ class ExecStep : public Step {
                   {"timed_out", "bool", "The step's timeout ended the command"},
                   {"truncated", "bool", "Output went past max_output and was cut"}},
         .one_of = {{"argv", "cmd"}},
+        .exclusive = {{"argv", "cmd"}},
         .changes_state = true,  // whatever the command does: netplay cannot tell
         .supports_background = true,
         .example =
@@ -155,8 +156,6 @@ class ExecStep : public Step {
   StepOutput run(StepContext& ctx, const Params& p) const override {
     ProcessSpec ps;
     bool shell = p.boolean("shell", false);
-    if (p.has("argv") && p.has("cmd"))
-      return StepOutput::error("give either argv or cmd, not both");
     if (p.has("cmd")) {
       if (!shell)
         return StepOutput::error(

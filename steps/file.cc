@@ -129,6 +129,7 @@ class FileStep : public Step {
                   {"yaml", "any", "The parsed document (YAML files)"},
                   {"found", "bool", "json_path/yaml_path exists in the document"},
                   {"value", "any", "The value at json_path/yaml_path"}},
+        .exclusive = {{"json_path", "yaml_path"}},
         .example =
             "- id: container_meta\n  uses: file\n"
             "  with: {path: /var/vcap/data/container-metadata/store.json,\n"
@@ -144,8 +145,6 @@ class FileStep : public Step {
     std::string format = p.str("format", "auto");
     const std::string json_path = p.str("json_path");
     const std::string yaml_path = p.str("yaml_path");
-    if (!json_path.empty() && !yaml_path.empty())
-      return StepOutput::error("give json_path or yaml_path, not both");
     if (!json_path.empty() && format == "auto") format = "json";
     if (!yaml_path.empty() && format == "auto") format = "yaml";
     if ((!json_path.empty() && format != "json") || (!yaml_path.empty() && format != "yaml"))

@@ -247,11 +247,10 @@ std::string describe_step(const StepSpec& s) {
     out += fmt::format("  {} ({})\n", p.name, joined);
     if (!p.doc.empty()) out += fmt::format("      {}\n", p.doc);
   }
-  for (const auto& group : s.one_of) {
-    std::string g;
-    for (size_t i = 0; i < group.size(); ++i) g += (i ? ", " : "") + group[i];
-    out += fmt::format("  At least one of: {}\n", g);
-  }
+  for (const auto& group : s.one_of)
+    out += fmt::format("  At least one of: {}\n", fmt::join(group, ", "));
+  for (const auto& group : s.exclusive)
+    out += fmt::format("  At most one of: {}\n", fmt::join(group, ", "));
   out += "\nFacts:\n";
   if (s.facts.empty()) out += "  (none)\n";
   for (const auto& f : s.facts) {

@@ -86,15 +86,26 @@ json with_schema(const StepSpec& spec) {
   }
   json s = {{"type", "object"}, {"properties", props}, {"additionalProperties", false}};
   if (!required.empty()) s["required"] = required;
-  if (!spec.one_of.empty()) {
-    json all = json::array();
-    for (const auto& group : spec.one_of) {
-      json any = json::array();
-      for (const auto& n : group) any.push_back({{"required", json::array({n})}});
-      all.push_back({{"anyOf", any}});
-    }
-    s["allOf"] = all;
+  json all = json::array();
+  for (const auto& group : spec.one_of) {
+    json any = json::array();
+    for (const auto& n : group) any.push_back({{"required", json::array({n})}});
+    all.push_back({{"anyOf", any}});
   }
+  // At most one of each exclusive group: no two given together (a bool only when true).
+  for (const auto& group : spec.exclusive) {
+    for (size_t i = 0; i < group.size(); ++i) {
+      for (size_t j = i + 1; j < group.size(); ++j) {
+        json both = {{"required", json::array({group[i], group[j]})}};
+        for (const auto& n : {group[i], group[j]}) {
+          const ParamSpec* p = spec.param(n);
+          if (p && p->type == ValueType::kBool) both["properties"][n] = {{"const", true}};
+        }
+        all.push_back({{"not", both}});
+      }
+    }
+  }
+  if (!all.empty()) s["allOf"] = all;
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "runner/cli/cli.h"
 #include "runner/load/loader.h"
 #include "runner/step/params.h"
 
@@ -319,6 +320,31 @@ steps:
                       "most one of a, b, all)",
                       "t.yaml:10:11: with: a and all cannot be combined ('session.echo' takes "
                       "at most one of a, b, all)"}));
+}
+
+TEST(StepContract, BuiltInStepsDeclareTheirExclusiveParams) {
+  auto pb = load_playbook_text(R"~(apiVersion: netplay/v1
+kind: Playbook
+metadata: {name: t}
+steps:
+  - id: both
+    uses: exec
+    with: {argv: ["true"], cmd: "true", shell: true}
+  - id: paths
+    uses: file
+    with: {path: /etc/hostname, json_path: /a, yaml_path: a}
+)~",
+                               "t.yaml");
+  ASSERT_FALSE(pb);
+  std::vector<std::string> msgs;
+  for (const auto& d : pb.error()) msgs.push_back(d.str());
+  EXPECT_EQ(msgs, (std::vector<std::string>{
+                      "t.yaml:7:11: with: argv and cmd cannot be combined ('exec' takes at most "
+                      "one of argv, cmd)",
+                      "t.yaml:10:11: with: json_path and yaml_path cannot be combined ('file' "
+                      "takes at most one of json_path, yaml_path)"}));
+  EXPECT_THAT(describe_step(Registry::instance().find("exec")->spec()),
+              HasSubstr("At most one of: argv, cmd"));
 }
 
 TEST(StepContract, ExclusiveParamsAreCheckedAgainAfterTemplates) {
