@@ -13,7 +13,7 @@
 #include <map>
 
 #include "netplay_version.h"
-#include "runner/step/process.h"
+#include "runner/step/services.h"
 #include "runner/run/scheduler_eval.h"
 #include "runner/run/scheduler_pool.h"
 
@@ -81,7 +81,9 @@ class Run {
         progress_(progress),
         interrupt_(interrupt),
         engine_(pb.engine.get()),
-        jobs_(std::max(1, opts.jobs)) {}
+        jobs_(std::max(1, opts.jobs)),
+        services_(opts.services ? *opts.services : system_services()),
+        pool_(&services_) {}
 
   RunReport execute();
 
@@ -118,6 +120,7 @@ class Run {
   Clock::time_point run_start_{};
   Clock::time_point stop_deadline_{};
   std::optional<Clock::time_point> global_deadline_;
+  StepServices& services_;
   WorkerPool pool_;
 };
 
@@ -457,7 +460,7 @@ void Run::begin_stop(StopReason r, Clock::time_point now) {
   stop_ = r;
   stop_deadline_ = now + kStopGrace;
   for (size_t i : running_) nodes_[i].attempt->cancelled = true;
-  kill_all_children();
+  services_.processes().kill_all();
   std::string not_run =
       r == StopReason::kInterrupt ? "not run: interrupted" : "not run: global timeout";
   for (size_t i = 0; i < nodes_.size(); ++i) {

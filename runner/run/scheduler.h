@@ -13,12 +13,17 @@
 
 namespace netplay {
 
+class StepServices;
+
 struct RunOptions {
   int jobs = 4;
   Millis global_timeout{0};  // 0: none
   bool fail_fast = false;
   std::vector<std::string> only;  // step ids; their `needs` are pulled in
   json inputs = json::object();   // resolved
+  /// What steps touch of the system (netlink, processes, clock); null: the real ones
+  /// (system_services()). Must outlive the run.
+  StepServices* services = nullptr;
 };
 
 /// `interrupt` is set by the signal handler (Ctrl-C/SIGTERM): no new steps start, running

@@ -12,8 +12,9 @@
 
 namespace netplay {
 
-bool run_attempt(Attempt& a) {
+bool run_attempt(Attempt& a, StepServices* services) {
   StepContext ctx;
+  ctx.services = services;
   ctx.deadline = a.deadline;
   ctx.cancelled = &a.cancelled;
   ctx.stop_requested = &a.stop_requested;
@@ -55,6 +56,7 @@ struct WorkerPool::Shared {
   unsigned long next_id = 1;
   size_t idle = 0;  // workers blocked in work_cv.wait
   bool stopping = false;
+  StepServices* services = nullptr;
 };
 
 namespace {
@@ -63,7 +65,9 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id);
 
 }  // namespace
 
-WorkerPool::WorkerPool() : s_(std::make_shared<Shared>()) {}
+WorkerPool::WorkerPool(StepServices* services) : s_(std::make_shared<Shared>()) {
+  s_->services = services;
+}
 
 WorkerPool::~WorkerPool() {
   std::map<unsigned long, std::thread> threads;
@@ -103,7 +107,7 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id) {
     s->queue.pop_front();
     a->worker = id;
     lock.unlock();
-    bool home_ok = run_attempt(*a);
+    bool home_ok = run_attempt(*a, s->services);
     lock.lock();
     a->completed = true;
     if (a->abandoned) return;  // already detached and forgotten by the pool

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "runner/step/services.h"
+
 namespace netplay {
 
 const ParamSpec* StepSpec::param(std::string_view n) const {
@@ -65,8 +67,18 @@ std::vector<std::string> Params::strings(const std::string& k) const {
   return out;
 }
 
+StepServices& StepContext::services_or_system() const {
+  return services ? *services : system_services();
+}
+ProcessRunner& StepContext::processes() const { return services_or_system().processes(); }
+StepClock& StepContext::clock() const { return services_or_system().clock(); }
+
+bool StepContext::expired() const {
+  return deadline != Clock::time_point::max() && clock().now() >= deadline;
+}
+
 Millis StepContext::remaining() const {
-  auto now = Clock::now();
+  auto now = clock().now();
   if (deadline == Clock::time_point::max()) return Millis(1e12);
   if (now >= deadline) return Millis(0);
   return std::chrono::duration_cast<Millis>(deadline - now);

@@ -67,7 +67,12 @@ class Params {
   json v_ = json::object();
 };
 
-/// What a step sees of the run: deadlines and cancellation reach every native wait.
+class StepServices;
+class ProcessRunner;
+class StepClock;
+
+/// What a step sees of the run: deadlines and cancellation reach every native wait, and the
+/// services (runner/step/services.h) are all it touches of the system.
 struct StepContext {
   Clock::time_point deadline = Clock::time_point::max();
   /// Hard stop: Ctrl-C, global timeout or this attempt's timeout. Return promptly.
@@ -77,12 +82,19 @@ struct StepContext {
   std::string netns = "host";  // as named in the playbook (already entered)
   std::string step_id;
   int attempt = 1;
+  /// The run's services; null: the real ones (system_services()).
+  StepServices* services = nullptr;
+
+  StepServices& services_or_system() const;
+  ProcessRunner& processes() const;
+  StepClock& clock() const;
 
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
   bool should_stop() const {
     return is_cancelled() || (stop_requested && stop_requested->load(std::memory_order_relaxed));
   }
-  bool expired() const { return Clock::now() >= deadline; }
+  /// Deadline and remaining time are measured on the services' clock.
+  bool expired() const;
   /// Time left before the deadline (zero when past it).
   Millis remaining() const;
 };

@@ -142,7 +142,7 @@ TEST(ExecStep, TimeoutIsAnErrorWithOutputSoFar) {
   EXPECT_EQ(o.message, "timed out after 400ms");
   EXPECT_EQ(o.facts["timed_out"], true);
   EXPECT_EQ(o.facts["stdout"], "partial");
-  EXPECT_EQ(live_children(), 0u);
+  EXPECT_EQ(system_services().registry().live(), 0u);
 }
 
 TEST(ExecStep, BackgroundStopPassesWithWhatItGathered) {

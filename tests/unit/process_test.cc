@@ -17,6 +17,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/// The registry these tests' children are tracked in (a run's owner holds one).
+ProcessRegistry registry;
+
+std::expected<ProcessResult, std::string> run(const ProcessSpec& spec, const StepContext& ctx) {
+  return run_process(spec, ctx, registry);
+}
+
 ProcessSpec sh(const std::string& script) {
   ProcessSpec s;
   s.argv = {"/bin/sh", "-c", script};
@@ -62,7 +69,7 @@ struct TempDir {
 
 TEST(Process, ExitCodeAndOutput) {
   StepContext ctx;
-  auto r = run_process(sh("echo out; echo err >&2; exit 3"), ctx);
+  auto r = run(sh("echo out; echo err >&2; exit 3"), ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   ASSERT_TRUE(r->exit_code.has_value());
   EXPECT_EQ(*r->exit_code, 3);
@@ -71,14 +78,14 @@ TEST(Process, ExitCodeAndOutput) {
   EXPECT_FALSE(r->timed_out);
   EXPECT_FALSE(r->truncated);
   EXPECT_EQ(r->term_signal, 0);
-  EXPECT_EQ(live_children(), 0u);
+  EXPECT_EQ(registry.live(), 0u);
 }
 
 TEST(Process, SearchesPath) {
   StepContext ctx;
   ProcessSpec s;
   s.argv = {"echo", "a b", "c"};
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out, "a b c\n");
   EXPECT_EQ(r->exit_code, 0);
@@ -88,11 +95,11 @@ TEST(Process, MissingCommand) {
   StepContext ctx;
   ProcessSpec s;
   s.argv = {"netplay-no-such-command-xyz"};
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), "no such command 'netplay-no-such-command-xyz'");
   s.argv = {"/nonexistent/bin/tool"};
-  r = run_process(s, ctx);
+  r = run(s, ctx);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), "no such command '/nonexistent/bin/tool'");
 }
@@ -101,14 +108,14 @@ TEST(Process, MissingCwd) {
   StepContext ctx;
   auto s = sh("pwd");
   s.cwd = "/nonexistent-netplay-dir";
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().find("/nonexistent-netplay-dir"), std::string::npos) << r.error();
 }
 
 TEST(Process, KilledBySignal) {
   StepContext ctx;
-  auto r = run_process(sh("kill -9 $$"), ctx);
+  auto r = run(sh("kill -9 $$"), ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_FALSE(r->exit_code.has_value());
   EXPECT_EQ(r->term_signal, SIGKILL);
@@ -118,7 +125,7 @@ TEST(Process, LargeOutputIsTruncatedButDrained) {
   StepContext ctx;
   auto s = sh("head -c 1000000 /dev/zero; echo done >&2");
   s.max_output = 1000;
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out.size(), 1000u);
   EXPECT_TRUE(r->truncated);
@@ -131,12 +138,12 @@ TEST(Process, EnvInheritAndOverride) {
   StepContext ctx;
   auto s = sh("echo \"$NETPLAY_PROC_TEST_INHERITED/$NETPLAY_X\"");
   s.env["NETPLAY_X"] = "over";
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out, "yes/over\n");
 
   s.inherit_env = false;
-  r = run_process(s, ctx);
+  r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out, "/over\n");
 }
@@ -146,7 +153,7 @@ TEST(Process, Cwd) {
   StepContext ctx;
   auto s = sh("pwd");
   s.cwd = dir.path.string();
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out, dir.path.string() + "\n");
 }
@@ -156,7 +163,7 @@ TEST(Process, Stdin) {
   ProcessSpec s;
   s.argv = {"tr", "a-z", "A-Z"};
   s.stdin_data = "hello\nworld\n";
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out, "HELLO\nWORLD\n");
 }
@@ -165,14 +172,14 @@ TEST(Process, StdinIgnoredByChildIsNotFatal) {
   StepContext ctx;
   auto s = sh("exit 0");
   s.stdin_data = std::string(1 << 20, 'x');  // more than a pipe holds; child never reads
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->exit_code, 0);
 }
 
 TEST(Process, NoStdinMeansDevNull) {
   StepContext ctx;
-  auto r = run_process(sh("cat; echo rc=$?"), with_deadline(5s));
+  auto r = run(sh("cat; echo rc=$?"), with_deadline(5s));
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->out, "rc=0\n");
   EXPECT_FALSE(r->timed_out);
@@ -185,7 +192,7 @@ TEST(Process, TimeoutKillsWholeGroupIncludingGrandchild) {
   // ends both.
   auto s = sh("sleep 100 & echo $! > " + pidfile + "; echo started; wait");
   auto t0 = Clock::now();
-  auto r = run_process(s, with_deadline(500ms));
+  auto r = run(s, with_deadline(500ms));
   auto took = Clock::now() - t0;
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE(r->timed_out);
@@ -197,12 +204,12 @@ TEST(Process, TimeoutKillsWholeGroupIncludingGrandchild) {
   // The grandchild is not our child, so it is reaped by init; give that a moment.
   for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_FALSE(alive(grandchild)) << "grandchild " << grandchild << " survived";
-  EXPECT_EQ(live_children(), 0u);
+  EXPECT_EQ(registry.live(), 0u);
 }
 
 TEST(Process, TermIgnoredThenKill) {
   auto t0 = Clock::now();
-  auto r = run_process(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"),
+  auto r = run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"),
                        with_deadline(200ms));
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE(r->timed_out);
@@ -219,7 +226,7 @@ TEST(Process, CancelFlag) {
     cancel = true;
   });
   auto t0 = Clock::now();
-  auto r = run_process(sh("echo hi; sleep 100"), ctx);
+  auto r = run(sh("echo hi; sleep 100"), ctx);
   t.join();
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE(r->cancelled);
@@ -237,35 +244,35 @@ TEST(Process, StopRequested) {
     std::this_thread::sleep_for(150ms);
     stop = true;
   });
-  auto r = run_process(sh("sleep 100"), ctx);
+  auto r = run(sh("sleep 100"), ctx);
   t.join();
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE(r->cancelled);
 }
 
-TEST(Process, KillAllChildren) {
+TEST(Process, KillAllKillsTrackedGroups) {
   TempDir dir;
   std::string pidfile = (dir.path / "gc.pid").string();
   std::optional<std::expected<ProcessResult, std::string>> r;
-  std::thread t([&] { r = run_process(sh("sleep 100 & echo $! > " + pidfile + "; wait"), {}); });
+  std::thread t([&] { r = run(sh("sleep 100 & echo $! > " + pidfile + "; wait"), {}); });
   pid_t grandchild = read_pid(pidfile);
   ASSERT_GT(grandchild, 0);
-  EXPECT_EQ(live_children(), 1u);
-  kill_all_children();
+  EXPECT_EQ(registry.live(), 1u);
+  registry.kill_all();
   t.join();
   ASSERT_TRUE(r.has_value());
   ASSERT_TRUE(r->has_value()) << r->error();
   EXPECT_EQ((*r)->term_signal, SIGKILL);
   for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_FALSE(alive(grandchild));
-  EXPECT_EQ(live_children(), 0u);
+  EXPECT_EQ(registry.live(), 0u);
 }
 
 TEST(Process, BackgroundGrandchildHoldingOutputDoesNotHang) {
   TempDir dir;
   std::string pidfile = (dir.path / "gc.pid").string();
   auto t0 = Clock::now();
-  auto r = run_process(sh("sleep 100 & echo $! > " + pidfile + "; echo hi"), with_deadline(10s));
+  auto r = run(sh("sleep 100 & echo $! > " + pidfile + "; echo hi"), with_deadline(10s));
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_LT(Clock::now() - t0, 2s);
   EXPECT_EQ(r->exit_code, 0);
@@ -289,7 +296,7 @@ TEST(Process, SignalsAreResetInChild) {
   StepContext ctx;
   ProcessSpec s;  // no shell in between: it might reset the mask itself
   s.argv = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"};
-  auto r = run_process(s, ctx);
+  auto r = run(s, ctx);
   sigaction(SIGINT, &prev, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(r.has_value()) << r.error();
@@ -301,7 +308,7 @@ TEST(Process, DescriptorsDoNotLeakIntoChild) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);  // not close-on-exec: must still not reach the child
   StepContext ctx;
-  auto r = run_process(sh("for fd in " + std::to_string(fds[0]) + " " + std::to_string(fds[1]) +
+  auto r = run(sh("for fd in " + std::to_string(fds[0]) + " " + std::to_string(fds[1]) +
                           "; do [ -e /proc/$$/fd/$fd ] && echo leaked $fd; done; echo end"),
                        ctx);
   ::close(fds[0]);
@@ -318,7 +325,7 @@ TEST(Process, ConcurrentRunsFromFourThreads) {
     threads.emplace_back([&, i] {
       for (int j = 0; j < 5; ++j) {
         auto s = sh("sleep 0.1; echo " + std::to_string(i) + "-" + std::to_string(j));
-        auto r = run_process(s, with_deadline(10s));
+        auto r = run(s, with_deadline(10s));
         if (r && r->exit_code == 0 && r->out == std::to_string(i) + "-" + std::to_string(j) + "\n")
           ++ok;
       }
@@ -328,7 +335,7 @@ TEST(Process, ConcurrentRunsFromFourThreads) {
   EXPECT_EQ(ok.load(), 20);
   // Concurrent children must not keep each other's pipes open (each run ~0.1s, 5 in a row).
   EXPECT_LT(Clock::now() - t0, 3s);
-  EXPECT_EQ(live_children(), 0u);
+  EXPECT_EQ(registry.live(), 0u);
 }
 
 }  // namespace
