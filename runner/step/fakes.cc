@@ -2,6 +2,9 @@
 
 #include <signal.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
 
 namespace netplay {
@@ -18,6 +21,130 @@ std::chrono::system_clock::time_point FakeClock::wall_now() const {
 
 void FakeClock::advance(Millis d) {
   elapsed_ += std::chrono::duration_cast<Clock::duration>(d).count();
+}
+
+// ---- FakeNetlink ----
+
+namespace {
+
+/// What FakeNetlink::open hands out: checks the step's deadline and cancellation on the
+/// step's clock, then asks the fake for the answer.
+class FakeNetlinkClient : public NetlinkClient {
+ public:
+  FakeNetlinkClient(FakeNetlink& fake, const StepContext& ctx, int protocol)
+      : fake_(fake),
+        clock_(ctx.clock()),
+        deadline_(ctx.deadline),
+        cancelled_(ctx.cancelled),
+        protocol_(protocol) {}
+
+  std::expected<NlMessages, NlError> dump(uint16_t type, std::span<const unsigned char> payload,
+                                          std::string_view what) override {
+    return ask(type, true, payload, what);
+  }
+  std::expected<NlMessages, NlError> request(uint16_t type, std::span<const unsigned char> payload,
+                                             std::string_view what) override {
+    return ask(type, false, payload, what);
+  }
+  std::expected<int, std::string> netnsid_of_fd(int ns_fd) override {
+    if (auto stop = stopped("netnsid")) return std::unexpected(stop->message);
+    return fake_.netnsid(ns_fd);
+  }
+
+ private:
+  std::optional<NlError> stopped(std::string_view what) const {
+    if (cancelled_ && cancelled_->load()) return NlError{fmt::format("{}: cancelled", what)};
+    if (deadline_ != Clock::time_point::max() && clock_.now() >= deadline_)
+      return NlError{fmt::format("{}: timed out waiting for the kernel", what)};
+    return std::nullopt;
+  }
+  std::expected<NlMessages, NlError> ask(uint16_t type, bool dump,
+                                         std::span<const unsigned char> payload,
+                                         std::string_view what) {
+    if (auto stop = stopped(what)) return std::unexpected(*stop);
+    return fake_.answer({protocol_, type, dump, {payload.begin(), payload.end()}}, what);
+  }
+
+  FakeNetlink& fake_;
+  StepClock& clock_;
+  Clock::time_point deadline_;
+  const std::atomic<bool>* cancelled_;
+  int protocol_;
+};
+
+}  // namespace
+
+FakeNetlink& FakeNetlink::on(uint16_t type, bool dump, Handler h, int protocol) {
+  std::lock_guard lock(m_);
+  handlers_[Key{protocol, type, dump}] = std::move(h);
+  return *this;
+}
+
+FakeNetlink& FakeNetlink::on_dump(uint16_t type, NlMessages replies, int protocol) {
+  return on(type, true, [replies](const Request&) { return replies; }, protocol);
+}
+
+FakeNetlink& FakeNetlink::on_request(uint16_t type, NlMessages replies, int protocol) {
+  return on(type, false, [replies](const Request&) { return replies; }, protocol);
+}
+
+FakeNetlink& FakeNetlink::refuse(uint16_t type, int kernel_errno, bool dump, int protocol) {
+  return on(
+      type, dump,
+      [kernel_errno](const Request&) -> std::expected<NlMessages, NlError> {
+        return std::unexpected(NlError{std::strerror(kernel_errno), kernel_errno});
+      },
+      protocol);
+}
+
+FakeNetlink& FakeNetlink::on_netnsid(std::function<std::expected<int, std::string>(int)> h) {
+  std::lock_guard lock(m_);
+  netnsid_ = std::move(h);
+  return *this;
+}
+
+FakeNetlink& FakeNetlink::fail_open(std::string error) {
+  std::lock_guard lock(m_);
+  open_error_ = std::move(error);
+  return *this;
+}
+
+std::expected<std::unique_ptr<NetlinkClient>, std::string> FakeNetlink::open(
+    const StepContext& ctx, int protocol) {
+  std::lock_guard lock(m_);
+  if (!open_error_.empty()) return std::unexpected(open_error_);
+  return std::make_unique<FakeNetlinkClient>(*this, ctx, protocol);
+}
+
+std::vector<FakeNetlink::Request> FakeNetlink::requests() const {
+  std::lock_guard lock(m_);
+  return requests_;
+}
+
+std::expected<NlMessages, NlError> FakeNetlink::answer(Request r, std::string_view what) {
+  Handler h;
+  {
+    std::lock_guard lock(m_);
+    requests_.push_back(r);
+    if (auto it = handlers_.find(Key{r.protocol, r.type, r.dump}); it != handlers_.end())
+      h = it->second;
+  }
+  if (!h)
+    return std::unexpected(NlError{fmt::format("{}: the fake has no reply for {} type {}", what,
+                                               r.dump ? "a dump of" : "a request of", r.type)});
+  auto out = h(r);
+  if (!out) out.error().message = fmt::format("{}: {}", what, out.error().message);
+  return out;
+}
+
+std::expected<int, std::string> FakeNetlink::netnsid(int ns_fd) {
+  std::function<std::expected<int, std::string>(int)> h;
+  {
+    std::lock_guard lock(m_);
+    h = netnsid_;
+  }
+  if (!h) return std::unexpected(fmt::format("netnsid: the fake has no answer for fd {}", ns_fd));
+  return h(ns_fd);
 }
 
 // ---- FakeProcessRunner ----

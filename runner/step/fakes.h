@@ -4,6 +4,7 @@
 /// way the real services do (checked against the fake clock), so those paths are testable.
 ///
 ///   FakeServices fakes;
+///   fakes.fake_netlink.on_dump(RTM_GETLINK, {canned::link({.index = 1, .name = "lo"})});
 ///   fakes.fake_processes.answer({.exit_code = 0, .out = "ok\n"});
 ///   StepContext ctx;
 ///   ctx.services = &fakes;
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -64,11 +66,66 @@ class FakeProcessRunner : public ProcessRunner {
   int kill_all_calls_ = 0;
 };
 
+/// Replays canned messages per request type; records every request. A client's calls end
+/// with the real client's errors once its step is cancelled or past its deadline.
+/// Canned messages: NlMessage::make, or the libnl-based builders of
+/// tests/unit/support/netlink_canned.h (links, addresses, neighbours, FDB entries, routes).
+class FakeNetlink : public Netlink {
+ public:
+  struct Request {
+    int protocol = NETLINK_ROUTE;
+    uint16_t type = 0;
+    bool dump = false;
+    std::vector<unsigned char> payload;
+  };
+  using Handler = std::function<std::expected<NlMessages, NlError>(const Request&)>;
+
+  /// Every dump of `type` (RTM_GETLINK, RTM_GETNEIGH, ...) answers `replies`.
+  FakeNetlink& on_dump(uint16_t type, NlMessages replies, int protocol = NETLINK_ROUTE);
+  /// Every (non-dump) request of `type` answers `replies`.
+  FakeNetlink& on_request(uint16_t type, NlMessages replies, int protocol = NETLINK_ROUTE);
+  /// The kernel refuses requests (or dumps) of `type` with `kernel_errno` (ENETUNREACH, ...).
+  FakeNetlink& refuse(uint16_t type, int kernel_errno, bool dump = false,
+                      int protocol = NETLINK_ROUTE);
+  /// Requests (or dumps) of `type` are answered by `h`, e.g. by generic netlink command.
+  /// An error's text gets the request's name in front ("route lookup: ..."), as the real
+  /// client's does.
+  FakeNetlink& on(uint16_t type, bool dump, Handler h, int protocol = NETLINK_ROUTE);
+  /// netnsid_of_fd answers with `h` (default: an error).
+  FakeNetlink& on_netnsid(std::function<std::expected<int, std::string>(int ns_fd)> h);
+  /// open() fails with `error`.
+  FakeNetlink& fail_open(std::string error);
+
+  std::expected<std::unique_ptr<NetlinkClient>, std::string> open(const StepContext& ctx,
+                                                                  int protocol) override;
+  /// Every request and dump so far, in order.
+  std::vector<Request> requests() const;
+
+  /// For the clients: the answer to `r`.
+  std::expected<NlMessages, NlError> answer(Request r, std::string_view what);
+  std::expected<int, std::string> netnsid(int ns_fd);
+
+ private:
+  struct Key {
+    int protocol;
+    uint16_t type;
+    bool dump;
+    auto operator<=>(const Key&) const = default;
+  };
+  mutable std::mutex m_;
+  std::map<Key, Handler> handlers_;
+  std::function<std::expected<int, std::string>(int)> netnsid_;
+  std::string open_error_;
+  std::vector<Request> requests_;
+};
+
 class FakeServices : public StepServices {
  public:
+  Netlink& netlink() override { return fake_netlink; }
   ProcessRunner& processes() override { return fake_processes; }
   StepClock& clock() override { return fake_clock; }
 
+  FakeNetlink fake_netlink;
   FakeProcessRunner fake_processes;
   FakeClock fake_clock;
 };

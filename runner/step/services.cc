@@ -1,5 +1,6 @@
 #include "runner/step/services.h"
 
+#include "runner/step/netlink_socket.h"
 #include "runner/step/process.h"
 
 namespace netplay {
@@ -17,6 +18,7 @@ class SystemClock : public StepClock {
 
 struct RealServices::Impl {
   explicit Impl(ProcessRegistry& r) : processes(r) {}
+  KernelNetlink netlink;
   SystemProcessRunner processes;
   SystemClock clock;
 };
@@ -25,6 +27,7 @@ RealServices::RealServices(ProcessRegistry& registry)
     : registry_(registry), impl_(std::make_unique<Impl>(registry)) {}
 RealServices::~RealServices() = default;
 
+Netlink& RealServices::netlink() { return impl_->netlink; }
 ProcessRunner& RealServices::processes() { return impl_->processes; }
 StepClock& RealServices::clock() { return impl_->clock; }
 

@@ -70,6 +70,7 @@ std::vector<std::string> Params::strings(const std::string& k) const {
 StepServices& StepContext::services_or_system() const {
   return services ? *services : system_services();
 }
+Netlink& StepContext::netlink() const { return services_or_system().netlink(); }
 ProcessRunner& StepContext::processes() const { return services_or_system().processes(); }
 StepClock& StepContext::clock() const { return services_or_system().clock(); }
 

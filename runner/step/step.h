@@ -68,6 +68,7 @@ class Params {
 };
 
 class StepServices;
+class Netlink;
 class ProcessRunner;
 class StepClock;
 
@@ -86,6 +87,7 @@ struct StepContext {
   StepServices* services = nullptr;
 
   StepServices& services_or_system() const;
+  Netlink& netlink() const;
   ProcessRunner& processes() const;
   StepClock& clock() const;
 

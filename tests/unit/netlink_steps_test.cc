@@ -7,13 +7,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <thread>
 #include <string>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "runner/step/netlink_socket.h"
 #include "runner/step/netns.h"
 #include "runner/step/step.h"
 #include "steps/net/netlink.h"
@@ -73,26 +77,50 @@ TEST(NetlinkFormat, ScopeAndIp) {
   EXPECT_THAT(bad.error(), HasSubstr("not an IP address"));
 }
 
-TEST(NetlinkSocket, ReceiveTimesOutInsteadOfHanging) {
-  auto sock = nl::Socket::open_with_timeout(Millis(50));
+TEST(NetlinkSocket, WaitEndsAtTheDeadline) {
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::milliseconds(80),
+                                  nullptr);
   ASSERT_TRUE(sock.has_value()) << sock.error();
   auto t0 = Clock::now();
-  int err = nl_recvmsgs_default(sock->get());  // nothing was asked: nothing will come
+  auto r = (*sock)->receive(4242, "test");  // nothing was asked: nothing will come
   Millis took = Clock::now() - t0;
-  EXPECT_LT(err, 0);
-  EXPECT_EQ(nl::error_text(err), "timed out waiting for the kernel");
-  EXPECT_GE(took.count(), 40);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "test: timed out waiting for the kernel");
+  EXPECT_EQ(r.error().kernel_errno, 0);
+  EXPECT_GE(took.count(), 60);
   EXPECT_LT(took.count(), 2000);
+  // Past the deadline, nothing is even sent.
+  auto late = (*sock)->request(RTM_GETLINK, {}, "late");
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().message, "late: timed out waiting for the kernel");
 }
 
-TEST(NetlinkSocket, TimeoutFollowsTheStepDeadline) {
-  StepContext ctx;
-  ctx.deadline = Clock::now() + std::chrono::milliseconds(60);
-  auto sock = nl::Socket::open(ctx);
+TEST(NetlinkSocket, CancellationEndsAWait) {
+  std::atomic<bool> cancel{false};
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(20), &cancel);
   ASSERT_TRUE(sock.has_value()) << sock.error();
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel = true;
+  });
   auto t0 = Clock::now();
-  EXPECT_LT(nl_recvmsgs_default(sock->get()), 0);
-  EXPECT_LT(Millis(Clock::now() - t0).count(), 2000);
+  auto r = (*sock)->receive(4242, "neighbour dump");
+  Millis took = Clock::now() - t0;
+  canceller.join();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "neighbour dump: cancelled");
+  EXPECT_LT(took.count(), 1000);
+}
+
+TEST(NetlinkSocket, KernelErrorsCarryTheirErrno) {
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(5), nullptr);
+  ASSERT_TRUE(sock.has_value()) << sock.error();
+  ifinfomsg ifi{};
+  ifi.ifi_index = 0x7ffffff0;  // no such interface
+  auto r = (*sock)->request(RTM_GETLINK, nl::bytes_of(ifi), "link lookup");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().kernel_errno, ENODEV);
+  EXPECT_EQ(r.error().message, "link lookup: No such device");
 }
 
 // ---- Steps in a namespace of our own ----
@@ -208,9 +236,9 @@ TEST_F(NetlinkNs, LinkMissingFailsListingInterfaces) {
 }
 
 TEST_F(NetlinkNs, SocketTalksToTheEnteredNamespace) {
-  auto sock = nl::Socket::open_with_timeout(Millis(1000));
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(5), nullptr);
   ASSERT_TRUE(sock.has_value()) << sock.error();
-  auto t = nl::LinkTable::dump(*sock);
+  auto t = nl::LinkTable::dump(**sock);
   ASSERT_TRUE(t.has_value()) << t.error();
   EXPECT_NE(t->by_name("dummy0"), nullptr);
   EXPECT_EQ(t->all().front(), t->by_index(1));
@@ -371,9 +399,9 @@ TEST_F(NetlinkNs, NetnsidOfPeerNamespaceMatchesLinkFact) {
   auto l = run("link", {{"name", "xa"}});
   int fd = ::open(("/run/netns/" + other).c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  auto sock = nl::Socket::open_with_timeout(Millis(1000));
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(5), nullptr);
   ASSERT_TRUE(sock.has_value());
-  auto id = sock->netnsid_of_fd(fd);
+  auto id = (*sock)->netnsid_of_fd(fd);
   ::close(fd);
   std::system(("ip netns del " + other).c_str());
   ASSERT_TRUE(id.has_value()) << id.error();
