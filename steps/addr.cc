@@ -1,6 +1,8 @@
 /// addr: the addresses of an interface, or which interface holds an address (the runbook's
 /// `ip addr show | grep -B3 <container ip>`), from one address dump.
 
+#include <linux/if_addr.h>
+#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
@@ -100,16 +102,17 @@ class AddrStep : public Step {
   }
 
   StepOutput run(StepContext& ctx, const Params& p) const override {
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto links = nl::LinkTable::dump(*sock);
-    if (!links) return StepOutput::error(links.error());
-    nl_cache* c = nullptr;
-    int err = rtnl_addr_alloc_cache(sock->get(), &c);
-    if (err < 0) return StepOutput::error("address dump: " + nl::error_text(err));
-    nl::CachePtr cache(c);
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    const nl::LinkTable* links = &net->table;
+    ifaddrmsg hdr{};
+    hdr.ifa_family = AF_UNSPEC;
+    auto msgs = net->client->dump(RTM_GETADDR, nl::bytes_of(hdr), "address dump");
+    if (!msgs) return StepOutput::error(msgs.error().message);
+    auto cache = nl::parse_cache("route/addr", *msgs, "address dump");
+    if (!cache) return StepOutput::error(cache.error());
     std::vector<AddrRow> rows;
-    for (nl_object* o = nl_cache_get_first(c); o; o = nl_cache_get_next(o))
+    for (nl_object* o = nl_cache_get_first(cache->get()); o; o = nl_cache_get_next(o))
       rows.push_back(to_row(reinterpret_cast<rtnl_addr*>(o)));
     bool must = p.boolean("must_exist", true);
     std::string family = p.str("family", "any");

@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "runner/step/process.h"
+#include "runner/step/services.h"
 #include "runner/step/step.h"
 
 namespace netplay {
@@ -180,7 +180,7 @@ class ExecStep : public Step {
 
     std::string shown = p.has("cmd") ? p.str("cmd") : command_line(ps.argv);
     Millis budget = ctx.remaining();
-    auto r = run_process(ps, ctx);
+    auto r = ctx.processes().run(ps, ctx);
     if (!r) {
       auto o = StepOutput::error(r.error());
       o.evidence.push_back("$ " + shown);

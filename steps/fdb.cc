@@ -83,10 +83,9 @@ class FdbStep : public Step {
   }
 
   StepOutput run(StepContext& ctx, const Params& p) const override {
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto links = nl::LinkTable::dump(*sock);
-    if (!links) return StepOutput::error(links.error());
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    const nl::LinkTable* links = &net->table;
     std::string device = p.str("device");
     auto link = links->find(device);
     if (!link) return StepOutput::fail(link.error());
@@ -104,40 +103,40 @@ class FdbStep : public Step {
     json entries = json::array(), all_here = json::array();
     ndmsg hdr{};
     hdr.ndm_family = AF_BRIDGE;
-    auto r = sock->dump(
-        RTM_GETNEIGH, &hdr, sizeof hdr,
-        [&](nlmsghdr* h) {
-          if (h->nlmsg_type != RTM_NEWNEIGH) return;
-          auto* nd = static_cast<ndmsg*>(nlmsg_data(h));
-          if (nd->ndm_family != AF_BRIDGE) return;
-          nlattr* tb[NDA_MAX + 1] = {};
-          if (nlmsg_parse(h, sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0) return;
-          int master = tb[NDA_MASTER] ? static_cast<int>(nla_get_u32(tb[NDA_MASTER])) : 0;
-          if (nd->ndm_ifindex != idx && !(is_bridge && master == idx)) return;
-          json e;
-          std::string mac;
-          if (tb[NDA_LLADDR])
-            mac = nl::format_mac(static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR])),
-                                 nla_len(tb[NDA_LLADDR]));
-          e["mac"] = mac;
-          std::string dst = tb[NDA_DST] ? ip_bytes(tb[NDA_DST]) : "";
-          if (!dst.empty()) e["dst"] = dst;
-          if (tb[NDA_VNI]) e["vni"] = nla_get_u32(tb[NDA_VNI]);
-          if (tb[NDA_SRC_VNI]) e["src_vni"] = nla_get_u32(tb[NDA_SRC_VNI]);
-          if (tb[NDA_PORT]) e["port"] = ntohs(nla_get_u16(tb[NDA_PORT]));
-          if (tb[NDA_IFINDEX]) e["via"] = links->name_of(static_cast<int>(nla_get_u32(tb[NDA_IFINDEX])));
-          e["dev"] = links->name_of(nd->ndm_ifindex);
-          if (master) e["master"] = links->name_of(master);
-          if (tb[NDA_VLAN]) e["vlan"] = nla_get_u16(tb[NDA_VLAN]);
-          e["flags"] = nl::neigh_flag_names(nd->ndm_flags);
-          e["state"] = fdb_state(nd->ndm_state);
-          all_here.push_back(e);
-          if (!want_mac.empty() && mac != want_mac) return;
-          if (!want_dst.empty() && dst != want_dst) return;
-          entries.push_back(std::move(e));
-        },
-        "fdb dump");
-    if (!r) return StepOutput::error(r.error());
+    auto msgs = net->client->dump(RTM_GETNEIGH, nl::bytes_of(hdr), "fdb dump");
+    if (!msgs) return StepOutput::error(msgs.error().message);
+    for (auto& m : *msgs) {
+      nlmsghdr* h = m.hdr();
+      if (h->nlmsg_type != RTM_NEWNEIGH) continue;
+      auto* nd = static_cast<ndmsg*>(nlmsg_data(h));
+      if (nd->ndm_family != AF_BRIDGE) continue;
+      nlattr* tb[NDA_MAX + 1] = {};
+      if (nlmsg_parse(h, sizeof(ndmsg), tb, NDA_MAX, nullptr) < 0) continue;
+      int master = tb[NDA_MASTER] ? static_cast<int>(nla_get_u32(tb[NDA_MASTER])) : 0;
+      if (nd->ndm_ifindex != idx && !(is_bridge && master == idx)) continue;
+      json e;
+      std::string mac;
+      if (tb[NDA_LLADDR])
+        mac = nl::format_mac(static_cast<const unsigned char*>(nla_data(tb[NDA_LLADDR])),
+                             nla_len(tb[NDA_LLADDR]));
+      e["mac"] = mac;
+      std::string dst = tb[NDA_DST] ? ip_bytes(tb[NDA_DST]) : "";
+      if (!dst.empty()) e["dst"] = dst;
+      if (tb[NDA_VNI]) e["vni"] = nla_get_u32(tb[NDA_VNI]);
+      if (tb[NDA_SRC_VNI]) e["src_vni"] = nla_get_u32(tb[NDA_SRC_VNI]);
+      if (tb[NDA_PORT]) e["port"] = ntohs(nla_get_u16(tb[NDA_PORT]));
+      if (tb[NDA_IFINDEX])
+        e["via"] = links->name_of(static_cast<int>(nla_get_u32(tb[NDA_IFINDEX])));
+      e["dev"] = links->name_of(nd->ndm_ifindex);
+      if (master) e["master"] = links->name_of(master);
+      if (tb[NDA_VLAN]) e["vlan"] = nla_get_u16(tb[NDA_VLAN]);
+      e["flags"] = nl::neigh_flag_names(nd->ndm_flags);
+      e["state"] = fdb_state(nd->ndm_state);
+      all_here.push_back(e);
+      if (!want_mac.empty() && mac != want_mac) continue;
+      if (!want_dst.empty() && dst != want_dst) continue;
+      entries.push_back(std::move(e));
+    }
 
     StepOutput o;
     bool filtered = !want_mac.empty() || !want_dst.empty();

@@ -69,25 +69,24 @@ class LinkStep : public Step {
   }
 
   StepOutput run(StepContext& ctx, const Params& p) const override {
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto table = nl::LinkTable::dump(*sock);
-    if (!table) return StepOutput::error(table.error());
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    const nl::LinkTable& table = net->table;
     std::string name = p.str("name");
     int index = static_cast<int>(p.integer("index", 0));
-    auto link = table->find(name, index);
+    auto link = table.find(name, index);
     if (!link) {
       StepOutput o;
       o.status = p.boolean("must_exist", true) ? Status::kFail : Status::kPass;
       o.message = link.error();
       o.facts["exists"] = false;
       json names = json::array();
-      for (rtnl_link* l : table->all())
+      for (rtnl_link* l : table.all())
         if (const char* n = rtnl_link_get_name(l)) names.push_back(n);
       o.facts["interfaces"] = std::move(names);
       return o;
     }
-    nl::LinkFacts f = nl::link_facts(*link, *table);
+    nl::LinkFacts f = nl::link_facts(*link, table);
     StepOutput o;
     o.facts = nl::to_json(f);
     std::string peer;

@@ -50,11 +50,9 @@ class LinkFeaturesStep : public Step {
   StepOutput run(StepContext& ctx, const Params& p) const override {
     std::string dev = p.str("interface");
     // A missing interface reads better with the list of those present than as ENODEV.
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto table = nl::LinkTable::dump(*sock);
-    if (!table) return StepOutput::error(table.error());
-    if (auto l = table->find(dev); !l) return StepOutput::fail(l.error());
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    if (auto l = net->table.find(dev); !l) return StepOutput::fail(l.error());
 
     auto features = ethtool::read_features(dev, ctx);
     if (!features) return StepOutput::error(features.error());

@@ -67,10 +67,9 @@ class NeighStep : public Step {
     if (!want) return StepOutput::error(want.error());
     std::string ip = nl::addr_str(want->get());
     int family = nl_addr_get_family(want->get());
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto links = nl::LinkTable::dump(*sock);
-    if (!links) return StepOutput::error(links.error());
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    const nl::LinkTable* links = &net->table;
     int dev_index = 0;
     std::string dev = p.str("dev");
     if (!dev.empty()) {
@@ -82,25 +81,23 @@ class NeighStep : public Step {
     std::vector<Entry> all;
     ndmsg hdr{};
     hdr.ndm_family = static_cast<unsigned char>(family);
-    auto r = sock->dump(
-        RTM_GETNEIGH, &hdr, sizeof hdr,
-        [&](nlmsghdr* h) {
-          if (h->nlmsg_type != RTM_NEWNEIGH) return;
-          rtnl_neigh* raw = nullptr;
-          if (rtnl_neigh_parse(h, &raw) < 0) return;
-          NeighPtr n(raw);
-          if (rtnl_neigh_get_family(n.get()) != family) return;
-          Entry e;
-          e.ip = nl::addr_str(rtnl_neigh_get_dst(n.get()));
-          e.lladdr = nl::addr_str(rtnl_neigh_get_lladdr(n.get()));
-          e.ifindex = rtnl_neigh_get_ifindex(n.get());
-          e.dev = links->name_of(e.ifindex);
-          e.state = rtnl_neigh_get_state(n.get());
-          e.flags = rtnl_neigh_get_flags(n.get());
-          all.push_back(std::move(e));
-        },
-        "neighbour dump");
-    if (!r) return StepOutput::error(r.error());
+    auto msgs = net->client->dump(RTM_GETNEIGH, nl::bytes_of(hdr), "neighbour dump");
+    if (!msgs) return StepOutput::error(msgs.error().message);
+    for (auto& m : *msgs) {
+      if (m.type() != RTM_NEWNEIGH) continue;
+      rtnl_neigh* raw = nullptr;
+      if (rtnl_neigh_parse(m.hdr(), &raw) < 0) continue;
+      NeighPtr n(raw);
+      if (rtnl_neigh_get_family(n.get()) != family) continue;
+      Entry e;
+      e.ip = nl::addr_str(rtnl_neigh_get_dst(n.get()));
+      e.lladdr = nl::addr_str(rtnl_neigh_get_lladdr(n.get()));
+      e.ifindex = rtnl_neigh_get_ifindex(n.get());
+      e.dev = links->name_of(e.ifindex);
+      e.state = rtnl_neigh_get_state(n.get());
+      e.flags = rtnl_neigh_get_flags(n.get());
+      all.push_back(std::move(e));
+    }
 
     std::vector<const Entry*> hits;
     for (const auto& e : all)

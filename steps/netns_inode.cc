@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include "runner/step/netns.h"
+#include "runner/step/services.h"
 #include "runner/step/step.h"
-#include "steps/net/netlink.h"
 #include "steps/net/netns_scan.h"
 
 namespace netplay {
@@ -79,8 +79,8 @@ class NetnsInodeStep : public Step {
     }
     if (refs.empty()) return StepOutput::error("give pids and/or paths");
 
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
+    auto client = ctx.netlink().open(ctx);
+    if (!client) return StepOutput::error(client.error());
 
     StepOutput out;
     json list = json::array(), inodes = json::array(), differ = json::array();
@@ -96,7 +96,7 @@ class NetnsInodeStep : public Step {
       if (!ino) return StepOutput::error(fmt::format("network namespace '{}': {}", r.ref, ino.error()));
       // RTM_GETNSID refuses an fd that is not a network namespace, so this also tells a
       // stale /run/netns file from a live namespace.
-      auto id = sock->netnsid_of_fd(fd->get());
+      auto id = (*client)->netnsid_of_fd(fd->get());
       if (!id)
         return StepOutput::error(
             fmt::format("'{}' ({}) is not a usable network namespace: {}", r.ref, r.path, id.error()));

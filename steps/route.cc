@@ -84,6 +84,16 @@ json route_facts(rtnl_route* r, const nl::LinkTable& links) {
   return f;
 }
 
+/// Every route of `family` in every table (one RTM_GETROUTE dump), as libnl's route cache
+/// holds them: IPv6 multipath routes, sent one message per next hop, merged.
+std::expected<nl::CachePtr, std::string> dump_routes(NetlinkClient& client, int family) {
+  rtmsg hdr{};
+  hdr.rtm_family = static_cast<unsigned char>(family);
+  auto msgs = client.dump(RTM_GETROUTE, nl::bytes_of(hdr), "route dump");
+  if (!msgs) return std::unexpected(msgs.error().message);
+  return nl::parse_cache("route/route", *msgs, "route dump");
+}
+
 std::string describe(const json& f) {
   std::string s = fmt::format("{} {}", f["type"].get<std::string>(),
                               f["destination"].get<std::string>());
@@ -159,22 +169,22 @@ class RouteStep : public Step {
   }
 
   StepOutput run(StepContext& ctx, const Params& p) const override {
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto links = nl::LinkTable::dump(*sock);
-    if (!links) return StepOutput::error(links.error());
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    NetlinkClient& client = *net->client;
+    const nl::LinkTable& links = net->table;
     bool must = p.boolean("must_exist", true);
-    if (p.has("destination")) return lookup(*sock, *links, p, must);
+    if (p.has("destination")) return lookup(client, links, p, must);
     std::string cidr = p.str("cidr");
     if (cidr.empty()) {
       if (!p.boolean("default")) return StepOutput::error("give destination, cidr or default: true");
       cidr = p.str("family", "inet") == "inet6" ? "::/0" : "0.0.0.0/0";
     }
-    return exact(*sock, *links, cidr, p.str("table", "main"), must);
+    return exact(client, links, cidr, p.str("table", "main"), must);
   }
 
  private:
-  StepOutput lookup(nl::Socket& sock, const nl::LinkTable& links, const Params& p,
+  StepOutput lookup(NetlinkClient& client, const nl::LinkTable& links, const Params& p,
                     bool must) const {
     std::string dst_s = p.str("destination");
     auto dst = nl::parse_ip(dst_s);
@@ -205,25 +215,25 @@ class RouteStep : public Step {
         if (nla_put_addr(msg.get(), RTA_SRC, src.get()) < 0)
           return std::unexpected("route lookup: cannot build the request");
       }
-      RoutePtr out;
-      auto r = sock.request(
-          msg.get(),
-          [&](nlmsghdr* h) {
-            rtnl_route* rt = nullptr;
-            if (h->nlmsg_type != RTM_NEWROUTE || out || rtnl_route_parse(h, &rt) < 0) return;
-            out.reset(rt);
-            // A lookup made with a source answers with RTA_SRC instead of RTA_PREFSRC
-            // (which libnl's parser does not keep here), so read it from the reply.
-            nlattr* tb[RTA_MAX + 1] = {};
-            if (nlmsg_parse(h, sizeof(rtmsg), tb, RTA_MAX, nullptr) >= 0 && tb[RTA_SRC]) {
-              nl::AddrPtr a(nl_addr_alloc_attr(tb[RTA_SRC], family));
-              reply_src = nl::addr_str(a.get());
-            }
-          },
-          "route lookup", kerr);
-      if (!r) return std::unexpected(r.error());
-      if (!out) return std::unexpected("route lookup: the kernel sent no route");
-      return out;
+      auto reply = client.request(RTM_GETROUTE, nl::payload_of(msg.get()), "route lookup");
+      if (!reply) {
+        *kerr = reply.error().kernel_errno;
+        return std::unexpected(reply.error().message);
+      }
+      for (auto& m : *reply) {
+        rtnl_route* rt = nullptr;
+        if (m.type() != RTM_NEWROUTE || rtnl_route_parse(m.hdr(), &rt) < 0) continue;
+        RoutePtr out(rt);
+        // A lookup made with a source answers with RTA_SRC instead of RTA_PREFSRC
+        // (which libnl's parser does not keep here), so read it from the reply.
+        nlattr* tb[RTA_MAX + 1] = {};
+        if (nlmsg_parse(m.hdr(), sizeof(rtmsg), tb, RTA_MAX, nullptr) >= 0 && tb[RTA_SRC]) {
+          nl::AddrPtr a(nl_addr_alloc_attr(tb[RTA_SRC], family));
+          reply_src = nl::addr_str(a.get());
+        }
+        return out;
+      }
+      return std::unexpected("route lookup: the kernel sent no route");
     };
     int kerr = 0;
     auto route = ask(&kerr);
@@ -248,10 +258,9 @@ class RouteStep : public Step {
     // The kernel refused the lookup. A blackhole/unreachable/prohibit route makes it fail
     // (EINVAL, EHOSTUNREACH, EACCES) just like an empty table (ENETUNREACH), so find the
     // longest prefix covering the destination to say which it is.
-    nl_cache* c = nullptr;
-    if (int err = rtnl_route_alloc_cache(sock.get(), family, 0, &c); err < 0)
-      return StepOutput::error(route.error() + "; route dump: " + nl::error_text(err));
-    nl::CachePtr cache(c);
+    auto cache = dump_routes(client, family);
+    if (!cache) return StepOutput::error(route.error() + "; " + cache.error());
+    nl_cache* c = cache->get();
     rtnl_route* best = nullptr;
     int best_len = -1;
     for (nl_object* obj = nl_cache_get_first(c); obj; obj = nl_cache_get_next(obj)) {
@@ -282,7 +291,7 @@ class RouteStep : public Step {
     return o;
   }
 
-  StepOutput exact(nl::Socket& sock, const nl::LinkTable& links, const std::string& cidr,
+  StepOutput exact(NetlinkClient& client, const nl::LinkTable& links, const std::string& cidr,
                    const std::string& table, bool must) const {
     nl_addr* want_raw = nullptr;
     if (nl_addr_parse(cidr.c_str(), AF_UNSPEC, &want_raw) < 0)
@@ -294,10 +303,9 @@ class RouteStep : public Step {
       table_id = rtnl_route_str2table(table.c_str());
       if (table_id < 0) return StepOutput::error(fmt::format("unknown routing table '{}'", table));
     }
-    nl_cache* c = nullptr;
-    int err = rtnl_route_alloc_cache(sock.get(), family, 0, &c);
-    if (err < 0) return StepOutput::error("route dump: " + nl::error_text(err));
-    nl::CachePtr cache(c);
+    auto cache = dump_routes(client, family);
+    if (!cache) return StepOutput::error(cache.error());
+    nl_cache* c = cache->get();
     unsigned plen = nl_addr_get_prefixlen(want.get());
     rtnl_route* best = nullptr;
     int count = 0;

@@ -104,13 +104,12 @@ class VethPeerStep : public Step {
   static StepOutput run_one(StepContext& ctx, const std::string& name) {
     auto self = netns::current(ctx.netns);
     if (!self) return StepOutput::error(self.error());
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto table = nl::LinkTable::dump(*sock);
-    if (!table) return StepOutput::error(table.error());
-    auto link = table->find(name);
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    const nl::LinkTable& table = net->table;
+    auto link = table.find(name);
     if (!link) return StepOutput::fail(link.error());
-    nl::LinkFacts f = nl::link_facts(*link, *table);
+    nl::LinkFacts f = nl::link_facts(*link, table);
 
     StepOutput out;
     out.facts["name"] = f.name;
@@ -129,7 +128,7 @@ class VethPeerStep : public Step {
       where = *self;
     } else {
       out.facts["peer_netnsid"] = *f.peer_netnsid;
-      auto found = find_by_nsid(*sock, *f.peer_netnsid, self->inode);
+      auto found = find_by_nsid(*net->client, *f.peer_netnsid, self->inode);
       if (!found) {
         return with_error(
             std::move(out),
@@ -141,14 +140,12 @@ class VethPeerStep : public Step {
       where = std::move(*found);
     }
 
-    std::optional<nl::Socket> peer_sock;
     std::optional<nl::LinkTable> peer_table;
-    const nl::LinkTable* pt = &*table;
+    const nl::LinkTable* pt = &table;
     if (f.peer_netnsid) {
-      auto ps = netns::socket_in(where->path, ctx);
-      if (!ps) return with_error(std::move(out), ps.error());
-      peer_sock.emplace(std::move(*ps));
-      auto t = nl::LinkTable::dump(*peer_sock);
+      auto peer_client = netns::client_in(where->path, ctx);
+      if (!peer_client) return with_error(std::move(out), peer_client.error());
+      auto t = nl::LinkTable::dump(**peer_client);
       if (!t) return with_error(std::move(out), t.error());
       peer_table.emplace(std::move(*t));
       pt = &*peer_table;
@@ -189,7 +186,7 @@ class VethPeerStep : public Step {
   }
 
   /// The namespace the observer knows as `nsid`, among all the node's namespaces.
-  static std::optional<netns::Namespace> find_by_nsid(nl::Socket& observer, int nsid,
+  static std::optional<netns::Namespace> find_by_nsid(NetlinkClient& observer, int nsid,
                                                       unsigned long self_inode) {
     for (auto& ns : netns::scan()) {
       if (ns.inode == self_inode) continue;
@@ -207,21 +204,21 @@ class VethPeerStep : public Step {
 /// from the same namespace for consecutive candidates.
 class Prober {
  public:
-  Prober(const std::vector<veth::NsLinks>& all, size_t observer, nl::Socket& obs_sock,
+  Prober(const std::vector<veth::NsLinks>& all, size_t observer, NetlinkClient& obs_client,
          int home_fd, const StepContext& ctx)
-      : all_(all), observer_(observer), obs_(obs_sock), home_fd_(home_fd), ctx_(ctx) {}
+      : all_(all), observer_(observer), obs_(obs_client), home_fd_(home_fd), ctx_(ctx) {}
 
   std::optional<int> operator()(size_t from, size_t to) {
-    nl::Socket* s = &obs_;
+    NetlinkClient* s = &obs_;
     if (from != observer_) {
       if (from != cached_from_ || !cached_) {
         cached_.reset();
-        auto sk = netns::socket_in(all_[from].ns.path, ctx_);
-        if (!sk) return std::nullopt;
-        cached_.emplace(std::move(*sk));
+        auto c = netns::client_in(all_[from].ns.path, ctx_);
+        if (!c) return std::nullopt;
+        cached_ = std::move(*c);
         cached_from_ = from;
       }
-      s = &*cached_;
+      s = cached_.get();
     }
     std::expected<int, std::string> id = to == observer_ ? s->netnsid_of_fd(home_fd_)
                                                           : netns::netnsid_of(*s, all_[to].ns.path);
@@ -232,25 +229,28 @@ class Prober {
  private:
   const std::vector<veth::NsLinks>& all_;
   size_t observer_;
-  nl::Socket& obs_;
+  NetlinkClient& obs_;
   int home_fd_;
   const StepContext& ctx_;
-  std::optional<nl::Socket> cached_;
+  std::unique_ptr<NetlinkClient> cached_;
   size_t cached_from_ = 0;
 };
 
 /// One link dump into `into`. `veth_only` leaves out other links, so a veth's master
 /// (a bridge) is then looked up by index, once per distinct master.
-std::expected<void, std::string> dump_links(nl::Socket& sock, veth::NsLinks& into,
+std::expected<void, std::string> dump_links(NetlinkClient& client, veth::NsLinks& into,
                                             bool veth_only) {
   static const std::vector<unsigned char> kAll = veth::link_dump_request(false);
   static const std::vector<unsigned char> kVeths = veth::link_dump_request(true);
   const auto& req = veth_only ? kVeths : kAll;
   if (req.empty()) return std::unexpected("link dump: cannot build the request");
-  auto add = [&](nlmsghdr* h) {
-    if (auto l = veth::parse_link(h)) into.links.push_back(std::move(*l));
+  auto add = [&](const NlMessages& msgs) {
+    for (const auto& m : msgs)
+      if (auto l = veth::parse_link(m.hdr())) into.links.push_back(std::move(*l));
   };
-  if (auto d = sock.dump(RTM_GETLINK, req.data(), req.size(), add, "link dump"); !d) return d;
+  auto d = client.dump(RTM_GETLINK, req, "link dump");
+  if (!d) return std::unexpected(d.error().message);
+  add(*d);
   if (!veth_only) return {};
   std::vector<int> masters;
   for (const auto& l : into.links)
@@ -264,7 +264,9 @@ std::expected<void, std::string> dump_links(nl::Socket& sock, veth::NsLinks& int
     if (!msg || nlmsg_append(msg.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
         nla_put_u32(msg.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0)
       return std::unexpected("link lookup: cannot build the request");
-    if (auto r = sock.request(msg.get(), add, "master lookup"); !r) return r;
+    auto r = client.request(RTM_GETLINK, nl::payload_of(msg.get()), "master lookup");
+    if (!r) return std::unexpected(r.error().message);
+    add(*r);
   }
   return {};
 }
@@ -294,19 +296,19 @@ ReadResult read_namespaces(std::vector<veth::NsLinks>& all, size_t begin, size_t
       r.error = moved.error();
       return r;
     }
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) {
-      r.error = fmt::format("{}: {}", ns.ns.ref, sock.error());
+    auto client = ctx.netlink().open(ctx);
+    if (!client) {
+      r.error = fmt::format("{}: {}", ns.ns.ref, client.error());
       return r;
     }
-    if (auto d = dump_links(*sock, ns, true); !d) {
+    if (auto d = dump_links(**client, ns, true); !d) {
       r.error = fmt::format("{}: {}", ns.ns.ref, d.error());
       return r;
     }
     bool remote = false;
     for (const auto& l : ns.links) remote = remote || (l.is_veth && l.peer_netnsid);
     if (remote) {
-      auto id = sock->netnsid_of_fd(observer_fd);
+      auto id = (*client)->netnsid_of_fd(observer_fd);
       if (!id) {
         r.error = fmt::format("{}: {}", ns.ns.ref, id.error());
         return r;
@@ -322,7 +324,7 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
   if (!self) return StepOutput::error(self.error());
   auto home = netns::Fd::open("/proc/thread-self/ns/net");
   if (!home) return StepOutput::error(home.error());
-  auto obs = nl::Socket::open(ctx);
+  auto obs = ctx.netlink().open(ctx);
   if (!obs) return StepOutput::error(obs.error());
 
   std::vector<veth::NsLinks> all;
@@ -341,7 +343,7 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
     for (size_t t = 0; t < threads; ++t)
       readers.emplace_back([&, t] { results[t] = read_namespaces(all, 1 + t, threads, home->get(), ctx); });
     // Meanwhile, the observer's own links (with its bridges: masters are named from here).
-    if (auto d = dump_links(*obs, all[kObserver], false); !d) return StepOutput::error(d.error());
+    if (auto d = dump_links(**obs, all[kObserver], false); !d) return StepOutput::error(d.error());
   }
   StepOutput out;
   std::vector<size_t> vanished;
@@ -351,7 +353,7 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
   }
   if (ctx.is_cancelled()) return StepOutput::error("cancelled");
 
-  Prober probe(all, kObserver, *obs, home->get(), ctx);
+  Prober probe(all, kObserver, **obs, home->get(), ctx);
   veth::Pairing pairing = veth::pair_all(all, kObserver, std::ref(probe));
   if (!thread_netns_home_ok())
     return StepOutput::error("could not return to the step's network namespace");

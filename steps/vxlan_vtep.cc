@@ -75,10 +75,9 @@ class VxlanVtepStep : public Step {
   }
 
   StepOutput run(StepContext& ctx, const Params& p) const override {
-    auto sock = nl::Socket::open(ctx);
-    if (!sock) return StepOutput::error(sock.error());
-    auto links = nl::LinkTable::dump(*sock);
-    if (!links) return StepOutput::error(links.error());
+    auto net = nl::open_links(ctx);
+    if (!net) return StepOutput::error(net.error());
+    const nl::LinkTable* links = &net->table;
     std::string device = p.str("device", "silk-vtep");
     auto link = links->find(device);
     if (!link) return StepOutput::fail(link.error());

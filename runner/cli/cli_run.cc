@@ -18,6 +18,14 @@
 #include "runner/run/session.h"
 
 namespace netplay {
+
+/// The child processes of this invocation's run, owned here (not by the run) because the
+/// signal handlers below must reach them: Ctrl-C, a second Ctrl-C and a crash kill what is
+/// left (ProcessRegistry::kill_all is async-signal-safe).
+namespace {
+ProcessRegistry g_children;
+}  // namespace
+
 namespace cli {
 namespace {
 
@@ -118,6 +126,8 @@ int run_command(const RunArgs& a, const CliIo& io) {
   opts.fail_fast = a.fail_fast;
   opts.only = a.only;
   opts.inputs = *inputs;
+  RealServices services(g_children);
+  opts.services = &services;
 
   bool color_allowed = !a.no_color && !io.no_color_env;
   std::unique_ptr<Progress> progress;
@@ -165,8 +175,8 @@ std::atomic<int> g_signals{0};
 
 void write_stderr(const char* s) { (void)!::write(2, s, std::strlen(s)); }
 
-/// Async-signal-safe only: an atomic store, write(2), kill(2) (kill_all_children walks a
-/// table of atomics) and _exit.
+/// Async-signal-safe only: an atomic store, write(2), kill(2) (ProcessRegistry::kill_all
+/// walks a table of atomics) and _exit.
 extern "C" void on_interrupt(int) {
   int saved = errno;
   g_interrupt.store(true);
@@ -175,7 +185,7 @@ extern "C" void on_interrupt(int) {
         "\nnetplay: interrupted; stopping steps and writing the reports (again to abort)\n");
   } else {
     write_stderr("\nnetplay: aborted\n");
-    kill_all_children();
+    g_children.kill_all();
     ::_exit(130);
   }
   errno = saved;
@@ -204,7 +214,7 @@ void install_interrupt_handlers() {
   }
   std::string line = "netplay: internal error: " + what + "\n";
   (void)!::write(2, line.data(), line.size());
-  kill_all_children();
+  g_children.kill_all();
   ::_exit(3);
 }
 
@@ -233,7 +243,7 @@ int cli_main(int argc, char** argv) {
   } catch (...) {
     std::fprintf(stderr, "netplay: internal error\n");
   }
-  kill_all_children();
+  g_children.kill_all();
   return 3;
 }
 

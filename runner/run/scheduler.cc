@@ -15,7 +15,7 @@
 #include <map>
 
 #include "netplay_version.h"
-#include "runner/step/process.h"
+#include "runner/step/services.h"
 #include "runner/run/scheduler_eval.h"
 #include "runner/run/scheduler_pool.h"
 
@@ -83,7 +83,9 @@ class Run {
         progress_(progress),
         interrupt_(interrupt),
         engine_(lua),
-        jobs_(std::max(1, opts_.jobs)) {}
+        jobs_(std::max(1, opts_.jobs)),
+        services_(opts_.services ? *opts_.services : system_services()),
+        pool_(&services_) {}
 
   RunReport execute();
 
@@ -123,6 +125,7 @@ class Run {
   Clock::time_point run_start_{};
   Clock::time_point stop_deadline_{};
   std::optional<Clock::time_point> global_deadline_;
+  StepServices& services_;
   WorkerPool pool_;
 };
 
@@ -285,7 +288,7 @@ void Run::launch(std::shared_ptr<Attempt> a, bool background) {
     pool_.submit(std::move(a));
     return;
   }
-  bool home = run_attempt(*a);
+  bool home = run_attempt(*a, &services_);
   Clock::time_point now = Clock::now();
   if (!home)
     begin_stop(StopReason::kNamespaceLost, now);
@@ -498,7 +501,7 @@ void Run::begin_stop(StopReason r, Clock::time_point now) {
   stop_ = r;
   stop_deadline_ = now + kStopGrace;
   for (size_t i : running_) nodes_[i].attempt->cancelled = true;
-  kill_all_children();
+  services_.processes().kill_all();
   std::string not_run = r == StopReason::kInterrupt       ? "not run: interrupted"
                         : r == StopReason::kGlobalTimeout ? "not run: global timeout"
                                                           : "not run: " + stop_message();

@@ -12,8 +12,9 @@
 
 namespace netplay {
 
-bool run_attempt(Attempt& a) {
+bool run_attempt(Attempt& a, StepServices* services) {
   StepContext ctx;
+  ctx.services = services;
   ctx.deadline = a.deadline;
   ctx.cancelled = &a.cancelled;
   ctx.interrupt = a.interrupt;
@@ -59,6 +60,7 @@ struct WorkerPool::Shared {
   size_t idle = 0;  // workers blocked in work_cv.wait
   bool stopping = false;
   bool begun = false;  // an attempt began since the last wait(): dependents may be ready
+  StepServices* services = nullptr;
 };
 
 namespace {
@@ -67,7 +69,9 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id);
 
 }  // namespace
 
-WorkerPool::WorkerPool() : s_(std::make_shared<Shared>()) {}
+WorkerPool::WorkerPool(StepServices* services) : s_(std::make_shared<Shared>()) {
+  s_->services = services;
+}
 
 WorkerPool::~WorkerPool() {
   std::map<unsigned long, std::thread> threads;
@@ -110,7 +114,7 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id) {
     s->begun = true;
     s->done_cv.notify_one();
     lock.unlock();
-    bool home_ok = run_attempt(*a);
+    bool home_ok = run_attempt(*a, s->services);
     lock.lock();
     a->completed = true;
     if (a->abandoned) return;  // already detached and forgotten by the pool

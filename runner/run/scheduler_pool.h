@@ -48,13 +48,15 @@ struct Attempt {
   bool abandoned = false;
 };
 
-/// Runs one attempt on the calling thread: netns in, step, netns out; never throws.
-/// Returns false when the thread could not get back to its namespace (it must retire).
-bool run_attempt(Attempt& a);
+/// Runs one attempt on the calling thread with `services` (null: the real ones): netns in,
+/// step, netns out; never throws. Returns false when the thread could not get back to its
+/// namespace (it must retire).
+bool run_attempt(Attempt& a, StepServices* services = nullptr);
 
 class WorkerPool {
  public:
-  WorkerPool();
+  /// Steps get `services` in their StepContext (null: the real ones).
+  explicit WorkerPool(StepServices* services = nullptr);
   /// Joins every worker; threads still running an abandoned attempt are detached (they
   /// hold what they need and exit when the step returns).
   ~WorkerPool();

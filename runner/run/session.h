@@ -19,6 +19,7 @@
 #include "runner/base/result.h"
 #include "runner/load/plan.h"
 #include "runner/lua/expr.h"
+#include "runner/step/services.h"
 
 namespace netplay {
 
@@ -28,6 +29,9 @@ struct RunOptions {
   bool fail_fast = false;
   std::vector<std::string> only;  // step ids; their `needs` are pulled in
   json inputs = json::object();   // resolved
+  /// What steps touch of the system (netlink, processes, clock); null: the real ones
+  /// (system_services()). Must outlive the run.
+  StepServices* services = nullptr;
 };
 
 class Session {

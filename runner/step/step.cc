@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "runner/step/services.h"
+
 namespace netplay {
 
 const ParamSpec* StepSpec::param(std::string_view n) const {
@@ -75,8 +77,19 @@ bool StepContext::expects(std::string_view fact) const {
   return false;
 }
 
+StepServices& StepContext::services_or_system() const {
+  return services ? *services : system_services();
+}
+Netlink& StepContext::netlink() const { return services_or_system().netlink(); }
+ProcessRunner& StepContext::processes() const { return services_or_system().processes(); }
+StepClock& StepContext::clock() const { return services_or_system().clock(); }
+
+bool StepContext::expired() const {
+  return deadline != Clock::time_point::max() && clock().now() >= deadline;
+}
+
 Millis StepContext::remaining() const {
-  auto now = Clock::now();
+  auto now = clock().now();
   if (deadline == Clock::time_point::max()) return Millis(1e12);
   if (now >= deadline) return Millis(0);
   return std::chrono::duration_cast<Millis>(deadline - now);

@@ -71,7 +71,13 @@ class Params {
   json v_ = json::object();
 };
 
-/// What a step sees of the run: deadlines and cancellation reach every native wait.
+class StepServices;
+class Netlink;
+class ProcessRunner;
+class StepClock;
+
+/// What a step sees of the run: deadlines and cancellation reach every native wait, and the
+/// services (runner/step/services.h) are all it touches of the system.
 struct StepContext {
   Clock::time_point deadline = Clock::time_point::max();
   /// Hard stop: Ctrl-C, global timeout or this attempt's timeout. Return promptly.
@@ -86,6 +92,13 @@ struct StepContext {
   /// Facts the playbook's `expect:` judges (its top-level names). A step leaves the verdict
   /// on those to the expectation rather than failing on them by default (exec's exit_code).
   std::vector<std::string> expected_facts;
+  /// The run's services; null: the real ones (system_services()).
+  StepServices* services = nullptr;
+
+  StepServices& services_or_system() const;
+  Netlink& netlink() const;
+  ProcessRunner& processes() const;
+  StepClock& clock() const;
 
   bool is_cancelled() const {
     return (cancelled && cancelled->load(std::memory_order_relaxed)) ||
@@ -94,9 +107,10 @@ struct StepContext {
   bool should_stop() const {
     return is_cancelled() || (stop_requested && stop_requested->load(std::memory_order_relaxed));
   }
-  bool expired() const { return Clock::now() >= deadline; }
   /// True when `expect:` judges `fact` or a part of it ("exit_code", "json.0.ip").
   bool expects(std::string_view fact) const;
+  /// Deadline and remaining time are measured on the services' clock.
+  bool expired() const;
   /// Time left before the deadline (zero when past it).
   Millis remaining() const;
 };

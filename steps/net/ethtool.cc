@@ -5,6 +5,7 @@
 #include <linux/genetlink.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <functional>
 #include <string_view>
 
@@ -148,18 +149,39 @@ std::vector<Feature> legacy_features(const std::vector<Feature>& features) {
 
 namespace {
 
-/// One ethtool request: `fill` adds the attributes after the genl header.
-std::expected<void, std::string> request(nl::Socket& sock, int family, uint8_t cmd,
-                                         const std::function<int(nl_msg*)>& fill,
-                                         const std::function<void(nlmsghdr*)>& on_reply,
-                                         std::string_view what) {
+/// One generic netlink request of `family` (a family id): `fill` adds the attributes after
+/// the genl header; every message of the reply goes to `on_reply`.
+std::expected<void, NlError> request(NetlinkClient& client, int family, uint8_t cmd,
+                                     uint8_t version, const std::function<int(nl_msg*)>& fill,
+                                     const std::function<void(nlmsghdr*)>& on_reply,
+                                     std::string_view what) {
   nl::MsgPtr msg(nlmsg_alloc());
-  if (!msg) return std::unexpected(fmt::format("{}: out of memory", what));
+  if (!msg) return std::unexpected(NlError{fmt::format("{}: out of memory", what)});
   if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, NLM_F_REQUEST, cmd,
-                   ETHTOOL_GENL_VERSION) ||
+                   version) ||
       fill(msg.get()) < 0)
-    return std::unexpected(fmt::format("{}: cannot build the request", what));
-  return sock.request(msg.get(), on_reply, what);
+    return std::unexpected(NlError{fmt::format("{}: cannot build the request", what)});
+  auto reply = client.request(static_cast<uint16_t>(family), nl::payload_of(msg.get()), what);
+  if (!reply) return std::unexpected(reply.error());
+  for (auto& m : *reply) on_reply(m.hdr());
+  return {};
+}
+
+/// The id of the generic netlink family `name` (CTRL_CMD_GETFAMILY to the controller).
+std::expected<int, NlError> resolve_family(NetlinkClient& client, const char* name) {
+  int id = -1;
+  auto r = request(
+      client, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1,
+      [&](nl_msg* m) { return nla_put_string(m, CTRL_ATTR_FAMILY_NAME, name); },
+      [&](nlmsghdr* h) {
+        nlattr* tb[CTRL_ATTR_MAX + 1] = {};
+        if (genlmsg_parse(h, 0, tb, CTRL_ATTR_MAX, nullptr) >= 0 && tb[CTRL_ATTR_FAMILY_ID])
+          id = nla_get_u16(tb[CTRL_ATTR_FAMILY_ID]);
+      },
+      "generic netlink family");
+  if (!r) return std::unexpected(r.error());
+  if (id < 0) return std::unexpected(NlError{"generic netlink family: no id in the answer"});
+  return id;
 }
 
 int put_header(nl_msg* msg, int attr, const std::string& dev) {
@@ -174,20 +196,21 @@ int put_header(nl_msg* msg, int attr, const std::string& dev) {
 
 std::expected<std::vector<Feature>, std::string> read_features(const std::string& dev,
                                                                const StepContext& ctx) {
-  auto sock = nl::Socket::open(ctx, NETLINK_GENERIC);
-  if (!sock) return std::unexpected(sock.error());
-  int family = genl_ctrl_resolve(sock->get(), ETHTOOL_GENL_NAME);
-  if (family < 0)
+  auto client = ctx.netlink().open(ctx, NETLINK_GENERIC);
+  if (!client) return std::unexpected(client.error());
+  auto family = resolve_family(**client, ETHTOOL_GENL_NAME);
+  if (!family && family.error().kernel_errno == ENOENT)
     return std::unexpected(fmt::format(
-        "the kernel has no '{}' generic netlink family ({}): ethtool netlink needs Linux 5.6 "
-        "or later with CONFIG_ETHTOOL_NETLINK",
-        ETHTOOL_GENL_NAME, nl::error_text(family)));
+        "the kernel has no '{}' generic netlink family: ethtool netlink needs Linux 5.6 or "
+        "later with CONFIG_ETHTOOL_NETLINK",
+        ETHTOOL_GENL_NAME));
+  if (!family) return std::unexpected(family.error().message);
 
   std::string parse_error;
   FeatureBits bits;
   bool got = false;
   auto r = request(
-      *sock, family, ETHTOOL_MSG_FEATURES_GET,
+      **client, *family, ETHTOOL_MSG_FEATURES_GET, ETHTOOL_GENL_VERSION,
       [&](nl_msg* m) { return put_header(m, ETHTOOL_A_FEATURES_HEADER, dev); },
       [&](nlmsghdr* h) {
         nlattr* tb[ETHTOOL_A_FEATURES_MAX + 1] = {};
@@ -210,13 +233,13 @@ std::expected<std::vector<Feature>, std::string> read_features(const std::string
         got = true;
       },
       fmt::format("ethtool features of {}", dev));
-  if (!r) return std::unexpected(r.error());
+  if (!r) return std::unexpected(r.error().message);
   if (!parse_error.empty()) return std::unexpected(parse_error);
   if (!got) return std::unexpected(fmt::format("ethtool features of {}: no reply", dev));
 
   std::vector<std::string> names;
   r = request(
-      *sock, family, ETHTOOL_MSG_STRSET_GET,
+      **client, *family, ETHTOOL_MSG_STRSET_GET, ETHTOOL_GENL_VERSION,
       [&](nl_msg* m) {
         if (int e = put_header(m, ETHTOOL_A_STRSET_HEADER, dev); e < 0) return e;
         nlattr* sets = nla_nest_start(m, ETHTOOL_A_STRSET_STRINGSETS);
@@ -238,7 +261,7 @@ std::expected<std::vector<Feature>, std::string> read_features(const std::string
           names = std::move(*n);
       },
       "ethtool feature names");
-  if (!r) return std::unexpected(r.error());
+  if (!r) return std::unexpected(r.error().message);
   if (!parse_error.empty()) return std::unexpected(parse_error);
   return combine(names, bits);
 }

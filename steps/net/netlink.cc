@@ -4,7 +4,6 @@
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/neighbour.h>
-#include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
@@ -16,157 +15,83 @@
 #include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/msg.h>
-#include <netlink/socket.h>
+#include <netlink/object.h>
+#include <netlink/route/route.h>
 
 namespace netplay::nl {
 
-std::string error_text(int nlerr) {
-  int e = nlerr < 0 ? -nlerr : nlerr;
-  if (e == NLE_AGAIN) return "timed out waiting for the kernel";
-  return nl_geterror(e);
-}
+std::string error_text(int nlerr) { return nl_geterror(nlerr < 0 ? -nlerr : nlerr); }
 
-void Socket::Free::operator()(nl_sock* s) const {
-  if (s) nl_socket_free(s);  // closes the fd too
-}
-
-std::expected<Socket, std::string> Socket::open(const StepContext& ctx, int protocol) {
-  Millis t = ctx.remaining();
-  return open_with_timeout(std::clamp(t, Millis(1), Millis(30000)), protocol);
-}
-
-std::expected<Socket, std::string> Socket::open_with_timeout(Millis timeout, int protocol) {
-  Socket s;
-  s.sock_.reset(nl_socket_alloc());
-  if (!s.sock_) return std::unexpected("netlink: cannot allocate a socket");
-  int err = nl_connect(s.get(), protocol ? protocol : NETLINK_ROUTE);
-  if (err < 0) return std::unexpected("netlink: cannot connect: " + error_text(err));
-  // Dumps are paced by the reader, so a modest receive buffer suffices; peeking lets libnl
-  // size its read to the datagram (kernel dump batches can exceed a page).
-  nl_socket_set_buffer_size(s.get(), 256 * 1024, 32 * 1024);
-  nl_socket_enable_msg_peek(s.get());
-  // Requests are answered by a reply or an error; an extra ACK would only linger in the
-  // socket and confuse the next request's sequence check.
-  nl_socket_disable_auto_ack(s.get());
-  s.set_timeout(timeout);
-  return s;
-}
-
-void Socket::set_timeout(Millis timeout) {
-  auto us = static_cast<long long>(std::max(timeout.count(), 1.0) * 1000.0);
-  timeval tv{.tv_sec = static_cast<time_t>(us / 1000000),
-             .tv_usec = static_cast<suseconds_t>(us % 1000000)};
-  int fd = nl_socket_get_fd(get());
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+std::span<const unsigned char> payload_of(nl_msg* msg) {
+  nlmsghdr* h = nlmsg_hdr(msg);
+  return {static_cast<const unsigned char*>(nlmsg_data(h)), static_cast<size_t>(nlmsg_datalen(h))};
 }
 
 namespace {
 
-struct CallbackState {
-  const std::function<void(nlmsghdr*)>* on_msg;
-};
-
-int valid_cb(nl_msg* msg, void* arg) {
-  auto* st = static_cast<CallbackState*>(arg);
-  try {
-    (*st->on_msg)(nlmsg_hdr(msg));
-  } catch (...) {
-    return NL_STOP;  // never unwind through libnl's C frames
+/// Adds `obj` as a cache refill does: an object with the key of one already there is
+/// merged into it (an IPv6 multipath route arrives as one message per next hop).
+int add_or_merge(nl_cache* cache, nl_object* obj) {
+  if (nl_object* old = nl_cache_search(cache, obj)) {
+    int updated = nl_object_update(old, obj);
+    if (updated == 0) {
+      nl_object_put(old);
+      return 0;
+    }
+    nl_cache_remove(old);
+    nl_object_put(old);
   }
-  return NL_OK;
-}
-
-using CbPtr = std::unique_ptr<nl_cb, Deleter<nl_cb, nl_cb_put>>;
-
-/// A private copy of the socket's callbacks (nl_socket_get_cb returns a new reference).
-CbPtr clone_cb(nl_sock* sk) {
-  nl_cb* base = nl_socket_get_cb(sk);
-  CbPtr cb(nl_cb_clone(base));
-  nl_cb_put(base);
-  return cb;
+  return nl_cache_add(cache, obj);
 }
 
 }  // namespace
 
-std::expected<void, std::string> Socket::dump(int type, const void* header, size_t header_len,
-                                              const std::function<void(nlmsghdr*)>& on_msg,
-                                              std::string_view what) {
-  MsgPtr msg(nlmsg_alloc_simple(type, NLM_F_REQUEST | NLM_F_DUMP));
-  if (!msg) return std::unexpected(fmt::format("{}: out of memory", what));
-  int err = nlmsg_append(msg.get(), const_cast<void*>(header), header_len, NLMSG_ALIGNTO);
-  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
-  err = nl_send_auto(get(), msg.get());
-  if (err < 0) return std::unexpected(fmt::format("{}: send: {}", what, error_text(err)));
-  CbPtr cb = clone_cb(get());
-  if (!cb) return std::unexpected(fmt::format("{}: out of memory", what));
-  CallbackState st{&on_msg};
-  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &st);
-  err = nl_recvmsgs(get(), cb.get());
-  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
-  return {};
-}
-
-namespace {
-int error_cb(sockaddr_nl*, nlmsgerr* e, void* arg) {
-  *static_cast<int*>(arg) = -e->error;
-  return NL_STOP;
-}
-}  // namespace
-
-std::expected<void, std::string> Socket::request(nl_msg* msg,
-                                                 const std::function<void(nlmsghdr*)>& on_msg,
-                                                 std::string_view what, int* kernel_errno) {
-  if (kernel_errno) *kernel_errno = 0;
-  int err = nl_send_auto(get(), msg);
-  if (err < 0) return std::unexpected(fmt::format("{}: send: {}", what, error_text(err)));
-  CbPtr cb = clone_cb(get());
-  if (!cb) return std::unexpected(fmt::format("{}: out of memory", what));
-  CallbackState st{&on_msg};
-  int kerr = 0;
-  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &st);
-  nl_cb_err(cb.get(), NL_CB_CUSTOM, error_cb, &kerr);
-  err = nl_recvmsgs(get(), cb.get());
-  if (kerr != 0) {
-    if (kernel_errno) *kernel_errno = kerr;
-    return std::unexpected(fmt::format("{}: {}", what, std::strerror(kerr)));
+std::expected<CachePtr, std::string> parse_cache(const char* kind, const NlMessages& msgs,
+                                                 std::string_view what) {
+  nl_cache* c = nullptr;
+  if (int err = nl_cache_alloc_name(kind, &c); err < 0)
+    return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
+  CachePtr cache(c);
+  bool routes = std::string_view(kind) == "route/route";
+  for (const auto& m : msgs) {
+    // libnl's parsers take a plain nlmsghdr* but never write to it.
+    auto* h = const_cast<nlmsghdr*>(m.hdr());
+    int err = 0;
+    if (routes) {
+      // Routes are merged by key, which nl_cache_parse_and_add does not do.
+      rtnl_route* r = nullptr;
+      if (h->nlmsg_type != RTM_NEWROUTE) continue;
+      err = rtnl_route_parse(h, &r);
+      if (err >= 0) {
+        err = add_or_merge(cache.get(), reinterpret_cast<nl_object*>(r));
+        rtnl_route_put(r);
+      }
+    } else {
+      MsgPtr msg(nlmsg_convert(h));
+      if (!msg) return std::unexpected(fmt::format("{}: out of memory", what));
+      err = nl_cache_parse_and_add(cache.get(), msg.get());
+    }
+    if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
   }
-  if (err < 0) return std::unexpected(fmt::format("{}: {}", what, error_text(err)));
-  return {};
-}
-
-std::expected<int, std::string> Socket::netnsid_of_fd(int ns_fd) {
-  MsgPtr msg(nlmsg_alloc_simple(RTM_GETNSID, NLM_F_REQUEST));
-  if (!msg) return std::unexpected("netnsid: out of memory");
-  rtgenmsg g{.rtgen_family = AF_UNSPEC};
-  if (nlmsg_append(msg.get(), &g, sizeof g, NLMSG_ALIGNTO) < 0 ||
-      nla_put_u32(msg.get(), NETNSA_FD, static_cast<uint32_t>(ns_fd)) < 0)
-    return std::unexpected("netnsid: cannot build the request");
-  int nsid = -1;
-  bool got = false;
-  auto r = request(
-      msg.get(),
-      [&](nlmsghdr* h) {
-        if (h->nlmsg_type != RTM_NEWNSID) return;
-        nlattr* tb[NETNSA_MAX + 1] = {};
-        if (nlmsg_parse(h, sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) < 0) return;
-        if (tb[NETNSA_NSID]) nsid = static_cast<int32_t>(nla_get_u32(tb[NETNSA_NSID]));
-        got = true;
-      },
-      "netnsid");
-  if (!r) return std::unexpected(r.error());
-  if (!got) return std::unexpected("netnsid: the kernel sent no answer");
-  return nsid;
+  return cache;
 }
 
 // ---- LinkTable ----
 
-std::expected<LinkTable, std::string> LinkTable::dump(Socket& sock) {
-  nl_cache* c = nullptr;
-  int err = rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, &c);
-  if (err < 0) return std::unexpected("link dump: " + error_text(err));
+std::expected<LinkTable, std::string> LinkTable::dump(NetlinkClient& client) {
+  ifinfomsg hdr{};
+  hdr.ifi_family = AF_UNSPEC;
+  auto msgs = client.dump(RTM_GETLINK, bytes_of(hdr), "link dump");
+  if (!msgs) return std::unexpected(msgs.error().message);
+  return parse(*msgs);
+}
+
+std::expected<LinkTable, std::string> LinkTable::parse(const NlMessages& msgs) {
+  auto cache = parse_cache("route/link", msgs, "link dump");
+  if (!cache) return std::unexpected(cache.error());
   LinkTable t;
-  t.cache_.reset(c);
+  t.cache_ = std::move(*cache);
+  nl_cache* c = t.cache_.get();
   t.by_index_.reserve(static_cast<size_t>(nl_cache_nitems(c)));
   for (nl_object* o = nl_cache_get_first(c); o; o = nl_cache_get_next(o))
     t.by_index_.push_back(reinterpret_cast<rtnl_link*>(o));
@@ -215,6 +140,14 @@ std::expected<rtnl_link*, std::string> LinkTable::find(const std::string& name, 
   std::string what = name.empty() ? fmt::format("with index {}", index) : "'" + name + "'";
   return std::unexpected(
       fmt::format("interface {} not found in this namespace; interfaces here: {}", what, names()));
+}
+
+std::expected<Links, std::string> open_links(const StepContext& ctx) {
+  auto client = ctx.netlink().open(ctx);
+  if (!client) return std::unexpected(client.error());
+  auto table = LinkTable::dump(**client);
+  if (!table) return std::unexpected(table.error());
+  return Links{std::move(*client), std::move(*table)};
 }
 
 // ---- Facts ----

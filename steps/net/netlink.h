@@ -1,18 +1,14 @@
 #pragma once
-/// RAII over libnl-3 (route) for steps that ask the kernel about links, addresses, routes
-/// and neighbours.
-///
-/// Namespaces: a netlink socket talks to the network namespace its creating thread was in
-/// when it was opened. The runner enters the step's namespace on the worker thread before
-/// run(), so open a Socket inside run() and drop it before returning; never keep one across
-/// steps. Deadlines: every socket carries SO_RCVTIMEO derived from the step's deadline, so
-/// no receive can hang past it (a timed-out call returns an error that says so).
+/// Netlink for steps: the link table most steps start from, the facts `link` reports, and
+/// libnl-3 (route) to decode what the netlink service (ctx.netlink(), runner/step/services.h)
+/// returns. Steps never open sockets themselves: the service opens its clients in the
+/// namespace the step runs in, with the step's deadline and cancellation.
 
 #include <cstdint>
 #include <expected>
-#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +18,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
+#include "runner/step/services.h"
 #include "runner/step/step.h"
 
 namespace netplay::nl {
@@ -36,47 +33,23 @@ using CachePtr = std::unique_ptr<nl_cache, Deleter<nl_cache, nl_cache_free>>;
 using AddrPtr = std::unique_ptr<nl_addr, Deleter<nl_addr, nl_addr_put>>;
 using MsgPtr = std::unique_ptr<nl_msg, Deleter<nl_msg, nlmsg_free>>;
 
-/// libnl's error text for a (negative or positive) libnl error code; a receive timeout
-/// reads "timed out waiting for the kernel".
+/// libnl's error text for a (negative or positive) libnl error code.
 std::string error_text(int nlerr);
 
-/// A connected netlink socket in the calling thread's current network namespace.
-class Socket {
- public:
-  /// Opens and connects; the receive timeout is the step's remaining time (capped at
-  /// 30 s, at least 1 ms). `protocol` is NETLINK_ROUTE unless a step needs another family.
-  static std::expected<Socket, std::string> open(const StepContext& ctx, int protocol = 0);
-  /// Same with an explicit receive timeout (tests, benchmarks).
-  static std::expected<Socket, std::string> open_with_timeout(Millis timeout, int protocol = 0);
+/// A family header (ifinfomsg, ndmsg, rtmsg, ...) as a request payload.
+template <typename T>
+std::span<const unsigned char> bytes_of(const T& header) {
+  return {reinterpret_cast<const unsigned char*>(&header), sizeof header};
+}
 
-  nl_sock* get() const { return sock_.get(); }
-  /// Re-arms the receive timeout, e.g. before a second request late in a step.
-  void set_timeout(Millis timeout);
+/// The bytes after an nl_msg's header: the payload NetlinkClient::dump/request take, for
+/// requests built with libnl (nlmsg_alloc_simple, nla_put_*, genlmsg_put).
+std::span<const unsigned char> payload_of(nl_msg* msg);
 
-  /// Sends a dump request of `type` (RTM_GETLINK, RTM_GETNEIGH, ...) whose payload is
-  /// `header` (ifinfomsg, ndmsg, rtmsg, ...), and calls `on_msg` for every message of the
-  /// reply. Errors carry `what` ("neighbour dump: ...").
-  std::expected<void, std::string> dump(int type, const void* header, size_t header_len,
-                                        const std::function<void(nlmsghdr*)>& on_msg,
-                                        std::string_view what);
-
-  /// Sends one non-dump request (e.g. RTM_GETROUTE for a lookup) and calls `on_msg` for
-  /// each reply message. A kernel error reply is returned as text ("what: No route to
-  /// host") and, when `kernel_errno` is given, as a positive errno there (0 otherwise).
-  std::expected<void, std::string> request(nl_msg* msg,
-                                           const std::function<void(nlmsghdr*)>& on_msg,
-                                           std::string_view what, int* kernel_errno = nullptr);
-
-  /// The NETNSID under which this socket's namespace sees the namespace open at `ns_fd`
-  /// (RTM_GETNSID with NETNSA_FD); -1 when none is assigned.
-  std::expected<int, std::string> netnsid_of_fd(int ns_fd);
-
- private:
-  struct Free {
-    void operator()(nl_sock* s) const;
-  };
-  std::unique_ptr<nl_sock, Free> sock_;
-};
+/// Decodes the messages of a dump into a libnl cache of `kind` ("route/addr",
+/// "route/route", ...), as the matching rtnl_*_alloc_cache would have filled it.
+std::expected<CachePtr, std::string> parse_cache(const char* kind, const NlMessages& msgs,
+                                                 std::string_view what);
 
 /// The facts `link` reports for one interface, gathered from one dump.
 struct LinkFacts {
@@ -107,10 +80,13 @@ struct LinkFacts {
   uint64_t rx_errors = 0, tx_errors = 0, rx_dropped = 0, tx_dropped = 0;
 };
 
-/// One RTM_GETLINK dump of the current namespace (a libnl link cache).
+/// One RTM_GETLINK dump of a namespace (a libnl link cache).
 class LinkTable {
  public:
-  static std::expected<LinkTable, std::string> dump(Socket& sock);
+  /// Dumps the links of `client`'s namespace.
+  static std::expected<LinkTable, std::string> dump(NetlinkClient& client);
+  /// The table of a link dump's messages.
+  static std::expected<LinkTable, std::string> parse(const NlMessages& msgs);
 
   rtnl_link* by_index(int ifindex) const;  // nullptr when absent
   rtnl_link* by_name(const std::string& name) const;
@@ -132,6 +108,14 @@ class LinkTable {
   /// binary searches, which matters on a node with hundreds of veths.
   std::vector<rtnl_link*> by_index_;
 };
+
+/// What most netlink steps start with: a client in the step's namespace and its links.
+struct Links {
+  std::unique_ptr<NetlinkClient> client;
+  LinkTable table;
+};
+/// Opens ctx.netlink() and dumps the links; the error is the step's error message.
+std::expected<Links, std::string> open_links(const StepContext& ctx);
 
 LinkFacts link_facts(rtnl_link* link, const LinkTable& table);
 json to_json(const LinkFacts& f);

@@ -129,15 +129,15 @@ std::expected<Namespace, std::string> current(const std::string& ref) {
   return Namespace{*ino == host_inode() ? "host" : ref, path, *ino};
 }
 
-std::expected<nl::Socket, std::string> socket_in(const std::string& path, const StepContext& ctx,
-                                                 int protocol) {
+std::expected<std::unique_ptr<NetlinkClient>, std::string> client_in(const std::string& path,
+                                                                     const StepContext& ctx) {
   auto scope = NetnsScope::enter(path);
   if (!scope) return std::unexpected(scope.error());
-  auto sock = nl::Socket::open(ctx, protocol);
+  auto client = ctx.netlink().open(ctx);
   if (!scope->leave())
     return std::unexpected(fmt::format(
         "could not return to the step's network namespace after opening a socket in {}", path));
-  return sock;
+  return client;
 }
 
 std::expected<void, std::string> move_private_thread(const std::string& path) {
@@ -158,7 +158,7 @@ Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::expected<int, std::string> netnsid_of(nl::Socket& observer, const std::string& path) {
+std::expected<int, std::string> netnsid_of(NetlinkClient& observer, const std::string& path) {
   auto fd = Fd::open(path);
   if (!fd) return std::unexpected(fd.error());
   return observer.netnsid_of_fd(fd->get());

@@ -7,11 +7,12 @@
 /// in /run/netns (ip netns, CNI), /var/run/docker/netns (Docker) and /proc/PID/ns/net.
 
 #include <expected>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "runner/step/step.h"
-#include "steps/net/netlink.h"
+#include "runner/step/services.h"
 
 namespace netplay::netns {
 
@@ -49,11 +50,11 @@ std::expected<Namespace, std::string> current(const std::string& ref);
 /// "host" for the host namespace, a /run/netns name, otherwise the path.
 std::string ref_for(const std::string& path, unsigned long inode);
 
-/// A netlink socket bound to the namespace at `path`. The calling thread enters the
-/// namespace only to open the socket and is back home when this returns; if it could not
-/// get back, the thread is poisoned (see NetnsScope) and an error is returned.
-std::expected<nl::Socket, std::string> socket_in(const std::string& path, const StepContext& ctx,
-                                                 int protocol = 0);
+/// A netlink client (ctx.netlink()) bound to the namespace at `path`. The calling thread
+/// enters the namespace only to open the client and is back home when this returns; if it
+/// could not get back, the thread is poisoned (see NetnsScope) and an error is returned.
+std::expected<std::unique_ptr<NetlinkClient>, std::string> client_in(const std::string& path,
+                                                                     const StepContext& ctx);
 
 /// Moves the calling thread into the namespace at `path` for good. Only for a private
 /// thread that ends afterwards (never a runner worker): it saves the way back, which
@@ -76,6 +77,6 @@ class Fd {
 
 /// The NETNSID under which `observer`'s namespace sees the namespace at `path`; -1 when
 /// the observer has none for it (ids are assigned lazily, e.g. when a veth links the two).
-std::expected<int, std::string> netnsid_of(nl::Socket& observer, const std::string& path);
+std::expected<int, std::string> netnsid_of(NetlinkClient& observer, const std::string& path);
 
 }  // namespace netplay::netns

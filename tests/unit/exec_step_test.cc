@@ -179,7 +179,7 @@ TEST(ExecStep, TimeoutIsAnErrorWithOutputSoFar) {
   EXPECT_EQ(o.message.rfind("timed out after ", 0), 0u) << o.message;
   EXPECT_EQ(o.facts["timed_out"], true);
   EXPECT_EQ(o.facts["stdout"], "partial");
-  EXPECT_EQ(live_children(), 0u);
+  EXPECT_EQ(system_services().registry().live(), 0u);
 }
 
 TEST(ExecStep, BackgroundStopPassesWithWhatItGathered) {

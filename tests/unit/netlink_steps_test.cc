@@ -8,13 +8,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <thread>
 #include <string>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "runner/step/netlink_socket.h"
 #include "runner/step/netns.h"
 #include "runner/step/step.h"
 #include "steps/net/netlink.h"
@@ -74,37 +78,44 @@ TEST(NetlinkFormat, ScopeAndIp) {
   EXPECT_THAT(bad.error(), HasSubstr("not an IP address"));
 }
 
-/// The socket's receive timeout as the kernel keeps it (in its own granularity).
-Millis receive_timeout(nl::Socket& sock) {
-  timeval tv{};
-  socklen_t len = sizeof tv;
-  if (getsockopt(nl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0)
-    return Millis(-1);
-  return Millis(tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0);
+TEST(NetlinkSocket, WaitEndsAtTheDeadline) {
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::milliseconds(80),
+                                  nullptr);
+  ASSERT_TRUE(sock.has_value()) << sock.error();
+  auto r = (*sock)->receive(4242, "test");  // nothing was asked: nothing will come
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "test: timed out waiting for the kernel");
+  EXPECT_EQ(r.error().kernel_errno, 0);
+  // Past the deadline, nothing is even sent.
+  auto late = (*sock)->request(RTM_GETLINK, {}, "late");
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().message, "late: timed out waiting for the kernel");
 }
 
-TEST(NetlinkSocket, ReceiveTimesOutInsteadOfHanging) {
-  auto sock = nl::Socket::open_with_timeout(Millis(50));
+TEST(NetlinkSocket, CancellationEndsAWait) {
+  std::atomic<bool> cancel{false};
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(20), &cancel);
   ASSERT_TRUE(sock.has_value()) << sock.error();
-  Millis timeout = receive_timeout(*sock);
-  EXPECT_GT(timeout.count(), 0);  // 0 would be "wait forever"
-  EXPECT_LE(timeout.count(), 100);
-  int err = nl_recvmsgs_default(sock->get());  // nothing was asked: nothing will come
-  EXPECT_LT(err, 0);
-  EXPECT_EQ(nl::error_text(err), "timed out waiting for the kernel");
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel = true;
+  });
+  auto r = (*sock)->receive(4242, "neighbour dump");
+  canceller.join();
+  ASSERT_FALSE(r.has_value());
+  // Cancelled, not timed out: the 20 s deadline is far away.
+  EXPECT_EQ(r.error().message, "neighbour dump: cancelled");
 }
 
-TEST(NetlinkSocket, TimeoutFollowsTheStepDeadline) {
-  StepContext ctx;
-  ctx.deadline = Clock::now() + std::chrono::milliseconds(60);
-  auto sock = nl::Socket::open(ctx);
+TEST(NetlinkSocket, KernelErrorsCarryTheirErrno) {
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(5), nullptr);
   ASSERT_TRUE(sock.has_value()) << sock.error();
-  Millis timeout = receive_timeout(*sock);
-  EXPECT_GT(timeout.count(), 0);
-  EXPECT_LE(timeout.count(), 100);  // what was left of the 60ms, in the kernel's granularity
-  int err = nl_recvmsgs_default(sock->get());
-  EXPECT_LT(err, 0);
-  EXPECT_EQ(nl::error_text(err), "timed out waiting for the kernel");
+  ifinfomsg ifi{};
+  ifi.ifi_index = 0x7ffffff0;  // no such interface
+  auto r = (*sock)->request(RTM_GETLINK, nl::bytes_of(ifi), "link lookup");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().kernel_errno, ENODEV);
+  EXPECT_EQ(r.error().message, "link lookup: No such device");
 }
 
 // ---- Steps in a namespace of our own ----
@@ -220,9 +231,9 @@ TEST_F(NetlinkNs, LinkMissingFailsListingInterfaces) {
 }
 
 TEST_F(NetlinkNs, SocketTalksToTheEnteredNamespace) {
-  auto sock = nl::Socket::open_with_timeout(Millis(1000));
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(5), nullptr);
   ASSERT_TRUE(sock.has_value()) << sock.error();
-  auto t = nl::LinkTable::dump(*sock);
+  auto t = nl::LinkTable::dump(**sock);
   ASSERT_TRUE(t.has_value()) << t.error();
   EXPECT_NE(t->by_name("dummy0"), nullptr);
   EXPECT_EQ(t->all().front(), t->by_index(1));
@@ -383,9 +394,9 @@ TEST_F(NetlinkNs, NetnsidOfPeerNamespaceMatchesLinkFact) {
   auto l = run("link", {{"name", "xa"}});
   int fd = ::open(("/run/netns/" + other).c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  auto sock = nl::Socket::open_with_timeout(Millis(1000));
+  auto sock = NetlinkSocket::open(NETLINK_ROUTE, Clock::now() + std::chrono::seconds(5), nullptr);
   ASSERT_TRUE(sock.has_value());
-  auto id = sock->netnsid_of_fd(fd);
+  auto id = (*sock)->netnsid_of_fd(fd);
   ::close(fd);
   std::system(("ip netns del " + other).c_str());
   ASSERT_TRUE(id.has_value()) << id.error();
