@@ -214,21 +214,14 @@ TEST(Process, TimeoutKillsWholeGroupIncludingGrandchild) {
   EXPECT_EQ(r->out, "started\n");  // output so far is kept
   pid_t grandchild = read_pid(pidfile);
   ASSERT_GT(grandchild, 0);
-  // The grandchild is not our child, so it is reaped by init; give that a moment.
-  for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(alive(grandchild)) << "grandchild " << grandchild << " survived";
+  EXPECT_TRUE(gone(grandchild)) << "grandchild " << grandchild << " survived";
   EXPECT_EQ(registry.live(), 0u);
 }
 
 TEST(Process, TermIgnoredThenKill) {
-  auto r = run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"),
-                       with_deadline(200ms));
-  ASSERT_TRUE(r.has_value()) << r.error();
-  EXPECT_TRUE(r->timed_out);
-  EXPECT_EQ(r->term_signal, SIGKILL);
-}
-
-TEST(Process, CancelFlag) {
+  // Stopped once the trap is in place (a deadline could strike before the shell set it).
+  TempDir dir;
+  std::string ready = (dir.path / "ready").string();
   std::atomic<bool> cancel{false};
   StepContext ctx;
   ctx.cancelled = &cancel;
@@ -236,7 +229,24 @@ TEST(Process, CancelFlag) {
     wait_for_file(ready);
     cancel = true;
   });
-  auto r = run(sh("echo hi; sleep 100"), ctx);
+  auto r = run(sh("trap '' TERM; touch " + ready + "; while :; do sleep 0.05; done"), ctx);
+  t.join();
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE(r->cancelled);
+  EXPECT_EQ(r->term_signal, SIGKILL);
+}
+
+TEST(Process, CancelFlag) {
+  TempDir dir;
+  std::string ready = (dir.path / "ready").string();
+  std::atomic<bool> cancel{false};
+  StepContext ctx;
+  ctx.cancelled = &cancel;
+  std::thread t([&] {
+    wait_for_file(ready);
+    cancel = true;
+  });
+  auto r = run(sh("echo hi; touch " + ready + "; exec sleep 100"), ctx);
   t.join();
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE(r->cancelled);
@@ -272,15 +282,15 @@ TEST(Process, KillAllKillsTrackedGroups) {
   ASSERT_TRUE(r.has_value());
   ASSERT_TRUE(r->has_value()) << r->error();
   EXPECT_EQ((*r)->term_signal, SIGKILL);
-  for (int i = 0; i < 100 && alive(grandchild); ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(alive(grandchild));
+  EXPECT_TRUE(gone(grandchild));
   EXPECT_EQ(registry.live(), 0u);
 }
 
 TEST(Process, BackgroundGrandchildHoldingOutputDoesNotHang) {
   TempDir dir;
   std::string pidfile = (dir.path / "gc.pid").string();
-  auto r = run(sh("sleep 100 & echo $! > " + pidfile + "; echo hi"), with_deadline(10s));
+  // Had the run waited for the grandchild to close its output, the deadline would end it.
+  auto r = run(sh("sleep 100 & echo $! > " + pidfile + "; echo hi"), with_deadline(60s));
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(r->exit_code, 0);
   EXPECT_EQ(r->out, "hi\n");
@@ -329,10 +339,11 @@ TEST(Process, ConcurrentRunsFromFourThreads) {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
       for (int j = 0; j < 5; ++j) {
-        auto s = sh("sleep 0.1; echo " + std::to_string(i) + "-" + std::to_string(j));
-        auto r = run(s, with_deadline(10s));
-        if (r && r->exit_code == 0 && r->out == std::to_string(i) + "-" + std::to_string(j) + "\n")
-          ++ok;
+        // Concurrent children must not hold each other's pipes: each sees only 0, 1 and 2.
+        std::string id = std::to_string(i) + "-" + std::to_string(j);
+        auto s = sh("sleep 0.1; echo " + id + "; ls /proc/$$/fd");
+        auto r = run(s, with_deadline(60s));
+        if (r && r->exit_code == 0 && !r->timed_out && r->out == id + "\n0\n1\n2\n") ++ok;
       }
     });
   }

@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runner/run/scheduler.h"
+#include "runner/run/session.h"
 #include "runner/step/fakes.h"
 #include "runner/step/process.h"
 #include "runner/step/services.h"
@@ -213,10 +213,11 @@ class ServicesProbeStep : public Step {
   }
 };
 
-Playbook probe_playbook(bool wait) {
-  if (!Registry::instance().find("test.services"))
-    Registry::instance().add(std::make_unique<ServicesProbeStep>());
-  Playbook pb;
+Plan probe_playbook(bool wait) {
+  if (!Registry::instance().find("test.services")) {
+    EXPECT_TRUE(Registry::instance().add(std::make_unique<ServicesProbeStep>()));
+  }
+  Plan pb;
   pb.name = "services";
   for (const char* id : {"a", "b"}) {
     StepDef d;
@@ -226,7 +227,13 @@ Playbook probe_playbook(bool wait) {
     d.with = {{"wait", wait}};
     pb.steps.push_back(std::move(d));
   }
+  link_graph(pb);
   return pb;
+}
+
+RunReport run_playbook(const Plan& plan, RunOptions opts, const std::atomic<bool>& interrupt) {
+  Session session(plan, std::move(opts));
+  return session.run(nullptr, interrupt);
 }
 
 TEST(SchedulerServices, EveryStepGetsTheRunsServices) {
@@ -234,14 +241,14 @@ TEST(SchedulerServices, EveryStepGetsTheRunsServices) {
   RunOptions opts;
   opts.services = &fakes;
   std::atomic<bool> never{false};
-  RunReport r = run_playbook(probe_playbook(false), opts, nullptr, never);
+  RunReport r = run_playbook(probe_playbook(false), opts, never);
   ASSERT_EQ(r.steps.size(), 2u);
   for (const auto& s : r.steps) {
     ASSERT_EQ(s.status, Status::kPass) << s.id << ": " << s.message;
     EXPECT_EQ(s.facts["fake"], true);
     EXPECT_EQ(s.facts["wall"], FakeClock::kWallStartSeconds);
   }
-  RunReport real = run_playbook(probe_playbook(false), RunOptions{}, nullptr, never);
+  RunReport real = run_playbook(probe_playbook(false), RunOptions{}, never);
   EXPECT_EQ(real.steps[0].facts["fake"], false);
 }
 
@@ -254,7 +261,7 @@ TEST(SchedulerServices, InterruptKillsTheRunsChildren) {
     std::this_thread::sleep_for(100ms);
     interrupt = true;
   });
-  RunReport r = run_playbook(probe_playbook(true), opts, nullptr, interrupt);
+  RunReport r = run_playbook(probe_playbook(true), opts, interrupt);
   ctrl_c.join();
   EXPECT_TRUE(r.interrupted);
   EXPECT_GE(fakes.fake_processes.kill_all_calls(), 1);
