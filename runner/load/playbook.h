@@ -70,6 +70,7 @@ struct DiagnosisRule {
   Expr finding;             // template
   std::vector<Expr> next;   // templates
   std::vector<std::string> references;
+  Severity severity = Severity::kFail;
 };
 
 struct Playbook {
