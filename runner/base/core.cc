@@ -25,6 +25,21 @@ std::optional<Status> parse_status(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(Severity s) {
+  switch (s) {
+    case Severity::kFail: return "fail";
+    case Severity::kWarn: return "warn";
+    case Severity::kInfo: return "info";
+  }
+  return "fail";
+}
+
+std::optional<Severity> parse_severity(std::string_view s) {
+  for (Severity sev : {Severity::kFail, Severity::kWarn, Severity::kInfo})
+    if (to_string(sev) == s) return sev;
+  return std::nullopt;
+}
+
 std::string Diagnostic::str() const {
   if (pos.line > 0) return fmt::format("{}:{}:{}: {}", file, pos.line, pos.col, message);
   if (!file.empty()) return fmt::format("{}: {}", file, message);

@@ -19,6 +19,13 @@ enum class Status { kPass, kFail, kWarn, kSkip, kError };
 std::string_view to_string(Status s);
 std::optional<Status> parse_status(std::string_view s);
 
+/// What a matched diagnosis rule means for the run: `fail` fails it (exit 1), `warn` makes
+/// it at least warn (exit 0), `info` only informs. Findings are listed most severe first.
+enum class Severity { kFail, kWarn, kInfo };
+
+std::string_view to_string(Severity s);
+std::optional<Severity> parse_severity(std::string_view s);
+
 /// 1-based line and column in a playbook file; 0 means "unknown".
 struct Pos {
   int line = 0;

@@ -1,5 +1,7 @@
 #include "runner/base/result.h"
 
+#include <algorithm>
+
 namespace netplay {
 
 std::map<Status, int> RunReport::summary() const {
@@ -11,10 +13,14 @@ std::map<Status, int> RunReport::summary() const {
 
 Status RunReport::overall() const {
   auto s = summary();
-  if (s[Status::kFail] > 0 || !findings.empty()) return Status::kFail;
+  auto found = [&](Severity sev) {
+    return std::any_of(findings.begin(), findings.end(),
+                       [&](const Finding& f) { return f.severity == sev; });
+  };
+  if (s[Status::kFail] > 0 || found(Severity::kFail)) return Status::kFail;
   // An interrupted run did not check everything: it never reads as a pass.
   if (s[Status::kError] > 0 || interrupted) return Status::kError;
-  if (s[Status::kWarn] > 0) return Status::kWarn;
+  if (s[Status::kWarn] > 0 || found(Severity::kWarn)) return Status::kWarn;
   return Status::kPass;
 }
 

@@ -40,6 +40,7 @@ struct Finding {
   std::string finding;
   std::vector<std::string> next;
   std::vector<std::string> references;
+  Severity severity = Severity::kFail;  // of the rule that matched
 };
 
 struct RunReport {
@@ -57,8 +58,9 @@ struct RunReport {
   bool interrupted = false;
 
   std::map<Status, int> summary() const;
-  /// pass unless: fail if a step failed or a finding matched; else error if a step
-  /// errored or the run was interrupted; else warn if a step warned.
+  /// pass unless: fail if a step failed or a `fail` finding matched; else error if a step
+  /// errored or the run was interrupted; else warn if a step warned or a `warn` finding
+  /// matched. `info` findings never change it.
   Status overall() const;
 };
 
@@ -73,8 +75,8 @@ class Progress {
   virtual void on_tick() {}  // ~10 times a second while something runs
 };
 
-/// 0 nothing failed (warnings allowed), 1 a step failed or a diagnosis matched,
-/// 3 steps errored but none failed, 130 interrupted.
+/// 0 nothing failed (warnings and warn/info findings allowed), 1 a step failed or a `fail`
+/// finding matched, 3 steps errored but none failed, 130 interrupted.
 int exit_code(const RunReport& r);
 
 }  // namespace netplay

@@ -40,7 +40,7 @@ constexpr const char* kRunFooter = R"(Outputs:
   never with --no-color or when NO_COLOR is set.
 
 Exit codes (whatever the output format):
-  0 nothing failed (warnings allowed)   1 a step failed or a diagnosis matched
+  0 nothing failed (warnings allowed)   1 a step failed or a fail finding matched
   2 invalid playbook or usage           3 steps errored but none failed
   130 interrupted: Ctrl-C/SIGTERM stops new steps, cancels running ones and still writes
       every requested (partial) report; a second Ctrl-C kills child processes and exits now.)";

@@ -348,6 +348,15 @@ void Loader::load_diagnosis(const YAML::Node& n) {
       r.when = compile(v, "when", Kind::kExpr);
     else
       err(item, fmt::format("diagnosis '{}' has no when (the condition)", r.id));
+    if (const auto& v = item["severity"]) {
+      if (auto sev = str(v, "severity")) {
+        if (auto parsed = parse_severity(*sev))
+          r.severity = *parsed;
+        else
+          err(v, fmt::format("severity: expected one of [fail, warn, info], got {}{}",
+                             describe_node(v), hint(*sev, {"fail", "warn", "info"})));
+      }
+    }
     if (const auto& v = item["finding"])
       r.finding = compile(v, "finding", Kind::kTemplate);
     else

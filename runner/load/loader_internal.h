@@ -32,7 +32,7 @@ inline const std::vector<std::string> kCollectorKeys = {"uses", "with", "netns",
                                                         "title"};
 inline const std::vector<std::string> kHookKeys = {"before", "after"};
 inline const std::vector<std::string> kDiagnosisKeys = {"id", "when", "finding", "next",
-                                                        "references"};
+                                                        "references", "severity"};
 
 inline const std::regex& name_re() {
   static const std::regex r("[a-z0-9-]+");

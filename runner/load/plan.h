@@ -74,6 +74,7 @@ struct DiagnosisRule {
   Expr finding;             // template
   std::vector<Expr> next;   // templates
   std::vector<std::string> references;
+  Severity severity = Severity::kFail;
 };
 
 /// The step graph, one entry per top-level step (parallel to Plan::steps), as indices.

@@ -283,6 +283,12 @@ json playbook_schema() {
                        {"properties",
                         {{"id", {{"type", "string"}}},
                          {"when", def_ref("expression")},
+                         {"severity",
+                          {{"description",
+                            "fail (default) fails the run; warn makes it at least warn, exit "
+                            "code 0; info only informs"},
+                           {"enum", {"fail", "warn", "info"}},
+                           {"default", "fail"}}},
                          {"finding", {{"type", "string"}}},
                          {"next", string_list()},
                          {"references", string_list()}}}};

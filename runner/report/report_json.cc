@@ -72,12 +72,13 @@ std::string render_json(const RunReport& r) {
   for (const auto& s : r.steps) steps.push_back(step_json(s));
   j["steps"] = std::move(steps);
   json findings = json::array();
-  for (const auto& f : r.findings) {
+  for (const Finding* f : findings_by_severity(r)) {
     json x;
-    x["id"] = f.id;
-    x["finding"] = f.finding;
-    x["next"] = strings(f.next);
-    x["references"] = strings(f.references);
+    x["id"] = f->id;
+    x["severity"] = to_string(f->severity);
+    x["finding"] = f->finding;
+    x["next"] = strings(f->next);
+    x["references"] = strings(f->references);
     findings.push_back(std::move(x));
   }
   j["findings"] = std::move(findings);

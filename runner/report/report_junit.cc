@@ -1,5 +1,6 @@
-/// The JUnit XML report: one <testsuite> per run, one <testcase> per step, and one failing
-/// testcase per diagnosis finding (a finding fails the run, so CI must show it as a failure).
+/// The JUnit XML report: one <testsuite> per run, one <testcase> per step, and one testcase
+/// per diagnosis finding: failing for a `fail` finding (it fails the run, so CI must show it
+/// as a failure), passing with the finding as output for `warn` and `info`.
 /// Validates against tests/junit.xsd.
 
 #include <fmt/format.h>
@@ -78,7 +79,7 @@ std::string render_junit(const RunReport& r) {
   auto counts = r.summary();
   int findings = static_cast<int>(r.findings.size());
   int tests = static_cast<int>(r.steps.size()) + findings;
-  int failures = counts[Status::kFail] + findings;
+  int failures = counts[Status::kFail] + count_findings(r, Severity::kFail);
   int errors = counts[Status::kError];
   int skipped = counts[Status::kSkip];
   std::string suite_name = r.playbook_name.empty() ? "playbook" : r.playbook_name;
@@ -140,14 +141,21 @@ std::string render_junit(const RunReport& r) {
         break;
     }
   }
-  for (const auto& f : r.findings) {
-    std::string body = f.finding + "\n";
-    for (const auto& n : f.next) body += "next: " + n + "\n";
-    for (const auto& ref : f.references) body += "see: " + ref + "\n";
-    out += fmt::format(
-        "    <testcase classname=\"{}.diagnosis\" name=\"{}\" time=\"0.000\">\n"
-        "      <failure message=\"{}\" type=\"finding\">{}</failure>\n    </testcase>\n",
-        attr(classname), attr(f.id), attr(f.finding), text(body));
+  for (const Finding* f : findings_by_severity(r)) {
+    std::string body = f->finding + "\n";
+    for (const auto& n : f->next) body += "next: " + n + "\n";
+    for (const auto& ref : f->references) body += "see: " + ref + "\n";
+    out += fmt::format("    <testcase classname=\"{}.diagnosis\" name=\"{}\" time=\"0.000\">\n",
+                       attr(classname), attr(f->id));
+    if (f->severity == Severity::kFail) {
+      out += fmt::format("      <failure message=\"{}\" type=\"finding\">{}</failure>\n",
+                         attr(f->finding), text(body));
+    } else {
+      // Like a warning step: it passes, and says what it found where CI shows output.
+      const char* word = f->severity == Severity::kWarn ? "warning: " : "info: ";
+      out += fmt::format("      <system-out>{}</system-out>\n", text(word + body));
+    }
+    out += "    </testcase>\n";
   }
   out += "  </testsuite>\n</testsuites>\n";
   return out;

@@ -1,5 +1,5 @@
-/// The Markdown report: for pasting into an incident ticket. Findings first (they are what
-/// the reader came for), then the table of steps, then the details of what went wrong.
+/// The Markdown report: for pasting into an incident ticket. Findings first, most severe
+/// first (they are what the reader came for), then the table of steps, then the details of what went wrong.
 
 #include <fmt/format.h>
 
@@ -70,10 +70,11 @@ std::string render_markdown(const RunReport& r) {
 
   if (!r.findings.empty()) {
     out += "## Findings\n\n";
-    for (const auto& f : r.findings) {
-      out += fmt::format("- **{}**: {}\n", cell(f.id), cell(f.finding));
-      for (const auto& n : f.next) out += fmt::format("  - Next: {}\n", cell(n));
-      for (const auto& ref : f.references) out += fmt::format("  - See: <{}>\n", cell(ref));
+    for (const Finding* f : findings_by_severity(r)) {
+      out += fmt::format("- **{}** ({}): {}\n", cell(f->id), to_string(f->severity),
+                         cell(f->finding));
+      for (const auto& n : f->next) out += fmt::format("  - Next: {}\n", cell(n));
+      for (const auto& ref : f->references) out += fmt::format("  - See: <{}>\n", cell(ref));
     }
     out += "\n";
   }

@@ -75,12 +75,23 @@ std::string first_line(std::string_view s) {
   return printable(nl == std::string_view::npos ? s : s.substr(0, nl));
 }
 
+const char* severity_color(Severity s) {
+  switch (s) {
+    case Severity::kFail: return status_color(Status::kFail);
+    case Severity::kWarn: return status_color(Status::kWarn);
+    case Severity::kInfo: return "\033[36m";
+  }
+  return "";
+}
+
+/// Most severe first, each labelled with its severity: "FINDING (warn) mtu-high: ...".
 void findings_block(std::string& out, const RunReport& r, bool color) {
-  for (const auto& f : r.findings) {
-    out += fmt::format("{} {}: {}\n", paint(color, "\033[1;31m", "FINDING"), printable(f.id),
-                       printable(f.finding));
-    for (const auto& n : f.next) out += fmt::format("  next: {}\n", printable(n));
-    for (const auto& ref : f.references) out += fmt::format("  see: {}\n", printable(ref));
+  for (const Finding* f : findings_by_severity(r)) {
+    std::string label = fmt::format("FINDING ({})", to_string(f->severity));
+    out += fmt::format("{} {}: {}\n", paint(color, severity_color(f->severity), label),
+                       printable(f->id), printable(f->finding));
+    for (const auto& n : f->next) out += fmt::format("  next: {}\n", printable(n));
+    for (const auto& ref : f->references) out += fmt::format("  see: {}\n", printable(ref));
   }
   if (!r.findings.empty()) out += "\n";
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -105,6 +106,20 @@ std::string summary_line(const RunReport& r) {
     line += ", " + plural(static_cast<int>(r.findings.size()), "finding", "findings");
   line += " in " + format_ms(r.duration_ms);
   return line;
+}
+
+std::vector<const Finding*> findings_by_severity(const RunReport& r) {
+  std::vector<const Finding*> out;
+  for (const auto& f : r.findings) out.push_back(&f);
+  // The enum is declared most severe first.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Finding* a, const Finding* b) { return a->severity < b->severity; });
+  return out;
+}
+
+int count_findings(const RunReport& r, Severity s) {
+  return static_cast<int>(std::count_if(r.findings.begin(), r.findings.end(),
+                                        [&](const Finding& f) { return f.severity == s; }));
 }
 
 std::string fact_text(const json& v) {

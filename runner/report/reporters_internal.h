@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runner/base/result.h"
 #include "runner/report/reporters.h"
@@ -26,5 +27,11 @@ std::string verdict_word(const RunReport& r);
 
 /// A fact value as one line: strings bare, everything else compact JSON.
 std::string fact_text(const json& v);
+
+/// The findings most severe first (fail, warn, info); rule order within one severity.
+std::vector<const Finding*> findings_by_severity(const RunReport& r);
+
+/// How many findings have severity `s`.
+int count_findings(const RunReport& r, Severity s);
 
 }  // namespace netplay::reporters

@@ -162,6 +162,7 @@ std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb) {
     f.finding = render(engine, rule.finding);
     for (const auto& n : rule.next) f.next.push_back(render(engine, n));
     f.references = rule.references;
+    f.severity = rule.severity;
     out.push_back(std::move(f));
   }
   return out;

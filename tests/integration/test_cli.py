@@ -111,7 +111,7 @@ class GoldenRun(unittest.TestCase):
         self.assertIn("[fail] rp_filter", p.stderr)
         self.assertTrue(p.stdout.startswith("playbook cli-golden"), p.stdout)
         self.assertRegex(p.stdout, r"netplay: FAIL - 2 passed, 1 failed, 0 warnings, 1 skipped, "
-                                   r"0 errors, 1 finding in [0-9.]+ ms\n$")
+                                   r"0 errors, 3 findings in [0-9.]+ ms\n$")
         self.assertEqual(sorted(os.listdir(out)), ["run.json", "run.txt", "run.xml"])
         with open(f"{out}/run.txt") as f:
             self.assertEqual(p.stdout, f.read())  # exactly the report, nothing else
@@ -152,9 +152,10 @@ class GoldenRun(unittest.TestCase):
         p = netplay("run", "run.yaml", "--set", f"ns={self.ns}", "--only", "forwarding,hello",
                     "-q", cwd=GOLDEN)
         self.assertEqual(p.returncode, 0, p.stderr)
-        # Steps left out by --only are not in the report at all.
-        self.assertRegex(p.stdout, r"^netplay: PASS - 2 passed, 0 failed, 0 warnings, 0 skipped, "
-                                   r"0 errors in [0-9.]+ ms\n$")
+        # Steps left out by --only are not in the report at all; an info finding leaves PASS.
+        self.assertRegex(p.stdout, r"^FINDING \(info\) forwarding-on: [^\n]*\n\n"
+                                   r"netplay: PASS - 2 passed, 0 failed, 0 warnings, 0 skipped, "
+                                   r"0 errors, 1 finding in [0-9.]+ ms\n$")
         self.assertEqual(p.stderr, "")  # -q: no progress anywhere
 
 
@@ -277,6 +278,40 @@ class ExitCodes(unittest.TestCase):
         p = netplay("run", pb, "--output", "json")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["status"], "pass")
+
+    def test_warn_finding_is_0_and_shown(self):
+        pb = self.playbook("  - {id: ostype, uses: sysctl, with: {key: kernel.ostype}}\n"
+                           "diagnosis:\n"
+                           "  - id: just-so\n"
+                           "    when: \"steps.ostype.status == 'pass'\"\n"
+                           "    severity: info\n"
+                           "    finding: \"The kernel is {{ steps.ostype.facts.value }}\"\n"
+                           "  - id: worth-a-look\n"
+                           "    when: \"steps.ostype.facts.value == 'Linux'\"\n"
+                           "    severity: warn\n"
+                           "    finding: A warning about a healthy run\n"
+                           "    next: [Look at it when there is time]\n")
+        p = netplay("run", pb)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("FINDING (warn) worth-a-look: A warning about a healthy run\n"
+                      "  next: Look at it when there is time\n"
+                      "FINDING (info) just-so: The kernel is Linux\n", p.stdout)
+        self.assertIn("netplay: WARN - 1 passed, 0 failed, 0 warnings, 0 skipped, 0 errors, "
+                      "2 findings in ", p.stdout)
+        p = netplay("run", pb, "--output", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertEqual(doc["status"], "warn")
+        self.assertEqual([(f["id"], f["severity"]) for f in doc["findings"]],
+                         [("worth-a-look", "warn"), ("just-so", "info")])
+        # The same rule as a failure (the default severity) fails the run.
+        with open(pb) as f:
+            text = f.read()
+        with open(pb, "w") as f:
+            f.write(text.replace("    severity: warn\n", ""))
+        p = netplay("run", pb, "-q")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("FINDING (fail) worth-a-look", p.stdout)
 
     def test_error_only_is_3(self):
         pb = self.playbook("  - {id: nokey, uses: sysctl, with: {key: kernel.no_such_key_here}}\n")

@@ -1,7 +1,8 @@
 """exec, file and sysctl through the real binary, inside a network namespace the test creates:
 a command sees the step's namespace, templates stay one argument each, a file value feeds a
-later step, a background exec is stopped and passes, a failing command fails the run, and a
-YAML file with a recursive alias is a step error (not a crash).
+later step, a background exec is stopped and passes, a failing command fails the run, a
+YAML file with a recursive alias is a step error (not a crash), and the shipped host-basics
+playbook only warns (exit 0) about strict reverse-path filtering.
 Needs root (ip netns); fails without it.
 """
 
@@ -120,6 +121,26 @@ steps:
         step = rep["steps"][0]
         self.assertEqual(step["status"], "error")
         self.assertIn("recursive alias", step["message"])
+
+
+    def test_shipped_host_basics_warns_on_strict_rp_filter_and_exits_0(self):
+        # A healthy namespace whose only oddity is strict rp_filter: the playbook's
+        # strict-rp-filter rule is a warning, so the run warns and exits 0.
+        sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", self.ns, "sysctl", "-w", "net.ipv4.conf.all.rp_filter=1")
+        src = os.environ.get("NETPLAY_SOURCE_DIR",
+                             os.path.join(os.path.dirname(__file__), "..", ".."))
+        report = os.path.join(self.tmp.name, "report.json")
+        p = subprocess.run([BIN, "run", os.path.join(src, "playbooks", "host-basics.yaml"),
+                            "--set", f"netns={self.ns}", "--output", f"json={report}"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("FINDING (warn) strict-rp-filter: ", p.stdout)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["status"], "warn")
+        self.assertEqual([(f["id"], f["severity"]) for f in rep["findings"]],
+                         [("strict-rp-filter", "warn")])
 
 
 if __name__ == "__main__":

@@ -65,6 +65,48 @@ TEST(RunReport, OverallStatusAndExitCode) {
   EXPECT_EQ(exit_code(finding), 1);
 }
 
+/// Only a `fail` finding fails the run; `warn` makes it at least warn and exits 0; `info`
+/// changes nothing. Step statuses keep their weight next to findings.
+TEST(RunReport, FindingSeverityDecidesItsWeight) {
+  auto with_finding = [](std::initializer_list<Status> statuses, Severity sev) {
+    RunReport r = report_with(statuses);
+    r.findings.push_back({.id = "x", .severity = sev});
+    return r;
+  };
+  RunReport fail = with_finding({Status::kPass}, Severity::kFail);
+  EXPECT_EQ(fail.overall(), Status::kFail);
+  EXPECT_EQ(exit_code(fail), 1);
+  RunReport warn = with_finding({Status::kPass}, Severity::kWarn);
+  EXPECT_EQ(warn.overall(), Status::kWarn);
+  EXPECT_EQ(exit_code(warn), 0);
+  RunReport info = with_finding({Status::kPass}, Severity::kInfo);
+  EXPECT_EQ(info.overall(), Status::kPass);
+  EXPECT_EQ(exit_code(info), 0);
+  // A warn finding never hides what the steps say.
+  RunReport failed_step = with_finding({Status::kFail}, Severity::kWarn);
+  EXPECT_EQ(failed_step.overall(), Status::kFail);
+  EXPECT_EQ(exit_code(failed_step), 1);
+  RunReport errored = with_finding({Status::kError}, Severity::kWarn);
+  EXPECT_EQ(errored.overall(), Status::kError);
+  EXPECT_EQ(exit_code(errored), 3);
+  RunReport warned_step = with_finding({Status::kWarn}, Severity::kInfo);
+  EXPECT_EQ(warned_step.overall(), Status::kWarn);
+  // One fail finding among softer ones still fails the run.
+  RunReport mixed = with_finding({Status::kPass}, Severity::kInfo);
+  mixed.findings.push_back({.id = "y", .severity = Severity::kWarn});
+  EXPECT_EQ(mixed.overall(), Status::kWarn);
+  mixed.findings.push_back({.id = "z"});
+  EXPECT_EQ(mixed.overall(), Status::kFail);
+  EXPECT_EQ(exit_code(mixed), 1);
+}
+
+TEST(Core, SeverityNames) {
+  for (Severity s : {Severity::kFail, Severity::kWarn, Severity::kInfo})
+    EXPECT_EQ(parse_severity(to_string(s)), s);
+  EXPECT_EQ(to_string(Severity::kWarn), "warn");
+  EXPECT_FALSE(parse_severity("warning").has_value());
+}
+
 TEST(RunReport, InterruptedRunIsNeverAPass) {
   RunReport r = report_with({Status::kPass, Status::kSkip});
   r.interrupted = true;

@@ -425,6 +425,38 @@ TEST(Loader, StepFieldChecks) {
             "pb.yaml:19:9: duplicate step id 'a' (first at line 14)"}));
 }
 
+TEST(Loader, DiagnosisSeverity) {
+  const std::string rules = R"(steps:
+  - {id: a, uses: fake.watch}
+diagnosis:
+  - {id: hard, when: "true", finding: x}
+  - {id: soft, when: "true", finding: x, severity: warn}
+  - {id: note, when: "true", finding: x, severity: info}
+  - {id: loud, when: "true", finding: x, severity: fail}
+)";
+  Playbook pb = load_ok(std::string(kHeader) + rules);
+  ASSERT_EQ(pb.diagnosis.size(), 4u);
+  EXPECT_EQ(pb.diagnosis[0].severity, Severity::kFail);  // the default
+  EXPECT_EQ(pb.diagnosis[1].severity, Severity::kWarn);
+  EXPECT_EQ(pb.diagnosis[2].severity, Severity::kInfo);
+  EXPECT_EQ(pb.diagnosis[3].severity, Severity::kFail);
+
+  const std::string bad = R"(steps:
+  - {id: a, uses: fake.watch}
+diagnosis:
+  - {id: typo, when: "true", finding: x, severity: wran}
+  - {id: other, when: "true", finding: x, severity: critical}
+  - {id: listed, when: "true", finding: x, severity: [warn]}
+  - {id: misspelt, when: "true", finding: x, severty: warn}
+)";
+  EXPECT_EQ(errors_of(std::string(kHeader) + bad),
+            (Msgs{"pb.yaml:7:52: severity: expected one of [fail, warn, info], got 'wran' "
+                  "(did you mean 'warn'?)",
+                  "pb.yaml:8:53: severity: expected one of [fail, warn, info], got 'critical'",
+                  "pb.yaml:9:54: severity: expected a string, got a list",
+                  "pb.yaml:10:46: unknown key 'severty' (did you mean 'severity'?)"}));
+}
+
 TEST(Loader, DuplicateKeysAndUnquotedTemplates) {
   const std::string text = std::string(kHeader) + R"(steps:
   - id: a

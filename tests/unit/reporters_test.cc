@@ -87,6 +87,26 @@ RunReport sample_report() {
   return r;
 }
 
+/// A healthy run whose findings are a warning and a note, given least severe first.
+RunReport soft_findings_report() {
+  RunReport r;
+  r.playbook_name = "soft";
+  StepResult ok;
+  ok.id = "mtu";
+  ok.uses = "link";
+  ok.status = Status::kPass;
+  ok.message = "mtu 1500";
+  r.steps = {ok};
+  r.findings.push_back({.id = "offload-on",
+                        .finding = "Checksum offload is on (the default)",
+                        .severity = Severity::kInfo});
+  r.findings.push_back({.id = "mtu-high",
+                        .finding = "The MTU leaves no room for VXLAN",
+                        .next = {"Lower the MTU to 1450"},
+                        .severity = Severity::kWarn});
+  return r;
+}
+
 std::string read(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;
@@ -144,6 +164,7 @@ TEST(JsonReport, HasEveryContractField) {
   ASSERT_EQ(j["findings"].size(), 1u);
   const json& f = j["findings"][0];
   EXPECT_EQ(f["id"], "vtep-port-mismatch");
+  EXPECT_EQ(f["severity"], "fail");
   EXPECT_EQ(f["next"].size(), 2u);
   EXPECT_EQ(f["references"][0], "https://example.org/silk");
 }
@@ -208,6 +229,12 @@ TEST(JunitReport, ValidatesAgainstSchema) {
                       " 2>" + (dir / "err").string();
     EXPECT_EQ(std::system(cmd.c_str()), 0) << read(dir / "err");
   }
+  fs::path soft = dir / "soft.xml";
+  ASSERT_TRUE(
+      write_file_atomic(soft, render(soft_findings_report(), Format::kJunit, {})).has_value());
+  std::string soft_cmd = "xmllint --noout --schema " NETPLAY_TEST_DATA "/junit.xsd " +
+                         soft.string() + " 2>" + (dir / "err").string();
+  EXPECT_EQ(std::system(soft_cmd.c_str()), 0) << read(dir / "err");
   RunReport empty;
   fs::path file = dir / "empty.xml";
   ASSERT_TRUE(write_file_atomic(file, render(empty, Format::kJunit, {})).has_value());
@@ -228,7 +255,7 @@ TEST(MarkdownReport, Structure) {
   ASSERT_NE(details, std::string::npos);
   EXPECT_LT(findings, steps);
   EXPECT_LT(steps, details);
-  EXPECT_THAT(md, HasSubstr("- **vtep-port-mismatch**: The VTEP uses UDP 8472 \\| not 4789"));
+  EXPECT_THAT(md, HasSubstr("- **vtep-port-mismatch** (fail): The VTEP uses UDP 8472 \\| not 4789"));
   EXPECT_THAT(md, HasSubstr("| Status | Step | Uses | Netns | Duration | Message |"));
   EXPECT_THAT(md, HasSubstr("| **FAIL** | `vtep` | `vxlan.vtep` | host | 1.2 ms | dstport: "
                             "expected 4789, got 8472 |"));
@@ -240,7 +267,7 @@ TEST(MarkdownReport, Structure) {
 
 TEST(TextReport, FindingsFirstThenTableThenVerdict) {
   std::string t = render(sample_report(), Format::kText, {});
-  auto finding = t.find("FINDING vtep-port-mismatch: The VTEP uses UDP 8472 | not 4789\n");
+  auto finding = t.find("FINDING (fail) vtep-port-mismatch: The VTEP uses UDP 8472 | not 4789\n");
   auto table = t.find("STATUS  STEP");
   ASSERT_NE(finding, std::string::npos) << t;
   ASSERT_NE(table, std::string::npos) << t;
@@ -265,12 +292,57 @@ TEST(TextReport, ColorQuietVerbose) {
   EXPECT_THAT(render(r, Format::kText, {.color = true}), HasSubstr("\033[1;31mFAIL\033[0m"));
   std::string q = render(r, Format::kText, {.quiet = true});
   EXPECT_THAT(q, Not(HasSubstr("STATUS")));
-  EXPECT_THAT(q, HasSubstr("FINDING vtep-port-mismatch"));
+  EXPECT_THAT(q, HasSubstr("FINDING (fail) vtep-port-mismatch"));
   EXPECT_THAT(q, HasSubstr("netplay: FAIL - "));
   std::string v = render(r, Format::kText, {.verbose = true});
   EXPECT_THAT(v, HasSubstr("        rtt_avg_ms: 0.21\n"));
   r.interrupted = true;
   EXPECT_THAT(render(r, Format::kText, {}), HasSubstr("netplay: INTERRUPTED - "));
+}
+
+TEST(FindingSeverity, TextListsMostSevereFirstWithTheSeverity) {
+  RunReport r = soft_findings_report();
+  r.findings.push_back({.id = "vtep-down", .finding = "silk-vtep is down"});
+  std::string t = render(r, Format::kText, {});
+  auto fail = t.find("FINDING (fail) vtep-down: silk-vtep is down\n");
+  auto warn = t.find("FINDING (warn) mtu-high: The MTU leaves no room for VXLAN\n"
+                     "  next: Lower the MTU to 1450\n");
+  auto info = t.find("FINDING (info) offload-on: Checksum offload is on (the default)\n");
+  ASSERT_NE(fail, std::string::npos) << t;
+  ASSERT_NE(warn, std::string::npos) << t;
+  ASSERT_NE(info, std::string::npos) << t;
+  EXPECT_LT(fail, warn);
+  EXPECT_LT(warn, info);
+  EXPECT_THAT(t, HasSubstr("netplay: FAIL - "));
+  std::string colored = render(r, Format::kText, {.color = true});
+  EXPECT_THAT(colored, HasSubstr("\033[1;31mFINDING (fail)\033[0m vtep-down"));
+  EXPECT_THAT(colored, HasSubstr("\033[33mFINDING (warn)\033[0m mtu-high"));
+}
+
+TEST(FindingSeverity, AWarningIsShownAndTheRunWarns) {
+  RunReport r = soft_findings_report();
+  EXPECT_EQ(r.overall(), Status::kWarn);
+  EXPECT_EQ(exit_code(r), 0);
+  std::string t = render(r, Format::kText, {.quiet = true});
+  EXPECT_THAT(t, HasSubstr("FINDING (warn) mtu-high"));
+  EXPECT_THAT(t, HasSubstr("netplay: WARN - 1 passed, 0 failed, 0 warnings, 0 skipped, 0 errors, "
+                           "2 findings in "));
+  json j = json::parse(render(r, Format::kJson, {}));
+  EXPECT_EQ(j["status"], "warn");
+  EXPECT_EQ(j["exit_code"], 0);
+  ASSERT_EQ(j["findings"].size(), 2u);
+  EXPECT_EQ(j["findings"][0]["id"], "mtu-high");  // most severe first here too
+  EXPECT_EQ(j["findings"][0]["severity"], "warn");
+  EXPECT_EQ(j["findings"][1]["severity"], "info");
+  std::string md = render(r, Format::kMarkdown, {});
+  EXPECT_EQ(md.rfind("# netplay: soft - WARN\n", 0), 0u) << md;
+  EXPECT_LT(md.find("- **mtu-high** (warn): The MTU"), md.find("- **offload-on** (info): "));
+  // JUnit: only a failing finding is a failure; the others pass and say what they are.
+  std::string x = render(r, Format::kJunit, {});
+  EXPECT_THAT(x, HasSubstr("tests=\"3\" failures=\"0\" errors=\"0\" skipped=\"0\""));
+  EXPECT_THAT(x, HasSubstr("name=\"mtu-high\" time=\"0.000\">\n      <system-out>warning: The MTU"));
+  EXPECT_THAT(x, HasSubstr("name=\"offload-on\" time=\"0.000\">\n      <system-out>info: "));
+  EXPECT_THAT(x, Not(HasSubstr("type=\"finding\"")));
 }
 
 TEST(AtomicWrite, ReplacesAndLeavesNoTempFile) {

@@ -655,14 +655,23 @@ TEST(Scheduler, DiagnosisFindingIsRendered) {
   broken.id = "broken";
   broken.when = b.expr("steps.nothing.facts.x > 1");
   b.pb().diagnosis.push_back(broken);
+  DiagnosisRule soft;
+  soft.id = "soft";
+  soft.when = b.expr("steps.overlay.status == 'fail'");
+  soft.finding = b.tmpl("a warning");
+  soft.severity = Severity::kWarn;
+  b.pb().diagnosis.push_back(soft);
   RunOptions opts;
   opts.inputs = {{"port", 4789}};
   RunReport r = run(b.pb(), opts);
-  ASSERT_EQ(r.findings.size(), 1u);
+  ASSERT_EQ(r.findings.size(), 2u);
   EXPECT_EQ(r.findings[0].id, "vtep-port-blocked");
+  EXPECT_EQ(r.findings[0].severity, Severity::kFail);
   EXPECT_EQ(r.findings[0].finding, "UDP 4789 is dropped");
   EXPECT_EQ(r.findings[0].next, (std::vector<std::string>{"Check the firewall for UDP 4789"}));
   EXPECT_EQ(r.findings[0].references.size(), 1u);
+  EXPECT_EQ(r.findings[1].id, "soft");
+  EXPECT_EQ(r.findings[1].severity, Severity::kWarn);
 }
 
 TEST(Scheduler, MissingNamespaceIsAStepError) {
