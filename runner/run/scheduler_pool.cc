@@ -110,7 +110,7 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id) {
     std::shared_ptr<Attempt> a = std::move(s->queue.front());
     s->queue.pop_front();
     a->worker = id;
-    a->begun = true;
+    a->begun = true;  // set here, under the lock, so that the wake-up below sees it
     s->begun = true;
     s->done_cv.notify_one();
     lock.unlock();

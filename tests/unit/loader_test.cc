@@ -434,7 +434,7 @@ diagnosis:
   - {id: note, when: "true", finding: x, severity: info}
   - {id: loud, when: "true", finding: x, severity: fail}
 )";
-  Playbook pb = load_ok(std::string(kHeader) + rules);
+  Plan pb = load_ok(std::string(kHeader) + rules);
   ASSERT_EQ(pb.diagnosis.size(), 4u);
   EXPECT_EQ(pb.diagnosis[0].severity, Severity::kFail);  // the default
   EXPECT_EQ(pb.diagnosis[1].severity, Severity::kWarn);
