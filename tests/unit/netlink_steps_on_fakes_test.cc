@@ -108,7 +108,7 @@ TEST(LinkOnFakes, VethWhosePeerIsInAnotherNamespace) {
   EXPECT_EQ(o.facts["broadcast"], "ff:ff:ff:ff:ff:ff");
   EXPECT_EQ(o.facts["peer_index"], 2);
   EXPECT_EQ(o.facts["peer_netnsid"], 0);
-  EXPECT_FALSE(o.facts.contains("peer"));  // its name is only known in the other namespace
+  EXPECT_FALSE(o.facts.contains("peer_name"));  // its name is only known in the other namespace
   EXPECT_EQ(o.facts["qdisc"], "noqueue");
   EXPECT_EQ(o.facts["flags"], json({"BROADCAST", "MULTICAST", "UP", "LOWER_UP"}));
   auto reqs = cell.fake_netlink.requests();
@@ -123,7 +123,7 @@ TEST(LinkOnFakes, BridgePortWithItsPeerHere) {
   ASSERT_EQ(o.status, Status::kPass) << o.message;
   EXPECT_EQ(o.facts["master"], "br0");
   EXPECT_EQ(o.facts["master_index"], kBridge);
-  EXPECT_EQ(o.facts["peer"], "c-peer");
+  EXPECT_EQ(o.facts["peer_name"], "c-peer");
   EXPECT_EQ(o.facts["oper_state"], "LOWERLAYERDOWN");
   EXPECT_EQ(o.facts["lower_up"], false);
   EXPECT_EQ(o.facts["flags"], json({"NO-CARRIER", "BROADCAST", "MULTICAST", "UP"}));
@@ -211,7 +211,7 @@ TEST(VxlanVtepOnFakes, SilkVtep) {
   EXPECT_EQ(o.facts["ageing"], 300);
   EXPECT_EQ(o.facts["mtu"], 1450);
   EXPECT_EQ(o.facts["mac"], "ee:ee:0a:ff:01:00");
-  EXPECT_EQ(o.facts["up"], true);
+  EXPECT_EQ(o.facts["admin_up"], true);
   EXPECT_EQ(o.facts["oper_state"], "UNKNOWN");
 }
 
