@@ -52,7 +52,7 @@ class LinkStep : public Step {
              {"peer_netnsid", "int",
               "IFLA_LINK_NETNSID: the id under which this namespace knows the peer's one; "
               "absent when the peer is here"},
-             {"peer", "string", "The peer's name, when it lives in this namespace"},
+             {"peer_name", "string", "The peer's name, when it lives in this namespace"},
              {"flags", "list", "Interface flags as `ip link` prints them (UP, LOWER_UP, ...)"},
              {"qdisc", "string", "Root queueing discipline"},
              {"txqlen", "int", "Transmit queue length"},

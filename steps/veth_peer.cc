@@ -5,8 +5,8 @@
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
+#include <mutex>
 #include <optional>
-#include <thread>
 
 #include <fmt/format.h>
 #include <netlink/attr.h>
@@ -16,6 +16,7 @@
 #include "runner/step/step.h"
 #include "steps/net/netlink.h"
 #include "steps/net/netns_scan.h"
+#include "steps/net/netns_walk.h"
 #include "steps/net/veth_pairs.h"
 
 namespace netplay {
@@ -128,7 +129,10 @@ class VethPeerStep : public Step {
       where = *self;
     } else {
       out.facts["peer_netnsid"] = *f.peer_netnsid;
-      auto found = find_by_nsid(*net->client, *f.peer_netnsid, self->inode);
+      auto found = find_by_nsid(*net->client, *f.peer_netnsid, self->inode, ctx);
+      if (!found && ctx.is_cancelled()) return with_error(std::move(out), "cancelled");
+      if (!found && ctx.expired())
+        return with_error(std::move(out), "timed out looking for the peer's namespace");
       if (!found) {
         return with_error(
             std::move(out),
@@ -186,9 +190,12 @@ class VethPeerStep : public Step {
   }
 
   /// The namespace the observer knows as `nsid`, among all the node's namespaces.
+  /// Gives up (nullopt) when the step is cancelled or out of time.
   static std::optional<netns::Namespace> find_by_nsid(NetlinkClient& observer, int nsid,
-                                                      unsigned long self_inode) {
+                                                      unsigned long self_inode,
+                                                      const StepContext& ctx) {
     for (auto& ns : netns::scan()) {
+      if (ctx.is_cancelled() || ctx.expired()) return std::nullopt;
       if (ns.inode == self_inode) continue;
       auto id = netns::netnsid_of(observer, ns.path);
       if (!id) continue;  // vanished since the scan (a process exited)
@@ -209,6 +216,7 @@ class Prober {
       : all_(all), observer_(observer), obs_(obs_client), home_fd_(home_fd), ctx_(ctx) {}
 
   std::optional<int> operator()(size_t from, size_t to) {
+    if (ctx_.is_cancelled() || ctx_.expired()) return std::nullopt;
     NetlinkClient* s = &obs_;
     if (from != observer_) {
       if (from != cached_from_ || !cached_) {
@@ -271,52 +279,59 @@ std::expected<void, std::string> dump_links(NetlinkClient& client, veth::NsLinks
   return {};
 }
 
-constexpr size_t kMaxReaders = 4;
-constexpr size_t kPerReader = 16;  // fewer namespaces than this per thread: not worth one
-
-struct ReadResult {
+/// Reads every namespace of `all` but the observer's (at 0): one link dump each, plus the
+/// NETNSID under which it sees the observer when a veth there points elsewhere. Returns
+/// the namespaces that vanished since the scan, or why reading stopped.
+std::expected<std::vector<size_t>, std::string> read_namespaces(std::vector<veth::NsLinks>& all,
+                                                                int observer_fd,
+                                                                const StepContext& ctx) {
+  std::vector<std::string> paths;
+  for (size_t n = 1; n < all.size(); ++n) paths.push_back(all[n].ns.path);
+  std::vector<char> gone(paths.size(), 0);  // by index: visits write only their own
+  std::mutex m;
   std::string error;
+  auto fail = [&](std::string e) {
+    std::lock_guard lock(m);
+    if (error.empty()) error = std::move(e);
+    return false;
+  };
+  bool complete = netns::walk(
+      paths,
+      [&](size_t i, const StepContext& c) {
+        veth::NsLinks& ns = all[i + 1];
+        auto client = c.netlink().open(c);
+        if (!client) return fail(fmt::format("{}: {}", ns.ns.ref, client.error()));
+        if (auto d = dump_links(**client, ns, true); !d)
+          return fail(fmt::format("{}: {}", ns.ns.ref, d.error()));
+        bool remote = false;
+        for (const auto& l : ns.links) remote = remote || (l.is_veth && l.peer_netnsid);
+        if (remote) {
+          auto id = (*client)->netnsid_of_fd(observer_fd);
+          if (!id) return fail(fmt::format("{}: {}", ns.ns.ref, id.error()));
+          ns.observer_nsid = *id;
+        }
+        return true;
+      },
+      [&](size_t i, const std::string& why) {
+        // Gone since the scan: a process exited, or a pod's bind mount was removed (busy
+        // nodes do that all the time). Anything else is an error.
+        const netns::Namespace& ns = all[i + 1].ns;
+        if (netns_inode(ns.path).value_or(0) != ns.inode) {
+          gone[i] = 1;
+          return true;
+        }
+        return fail(why);
+      },
+      ctx);
+  if (ctx.is_cancelled()) return std::unexpected("cancelled while reading the namespaces");
+  if (ctx.expired()) return std::unexpected("timed out while reading the namespaces");
+  if (!error.empty()) return std::unexpected(error);
+  if (!complete || !thread_netns_home_ok())
+    return std::unexpected("could not return to the step's network namespace");
   std::vector<size_t> vanished;
-};
-
-/// Reads namespaces begin, begin + stride, ... of `all` (never the observer at 0) on the
-/// calling thread, which must be a private one: it is moved from namespace to namespace.
-ReadResult read_namespaces(std::vector<veth::NsLinks>& all, size_t begin, size_t stride,
-                           int observer_fd, const StepContext& ctx) {
-  ReadResult r;
-  for (size_t n = begin; n < all.size(); n += stride) {
-    if (ctx.is_cancelled()) return r;
-    veth::NsLinks& ns = all[n];
-    if (auto moved = netns::move_private_thread(ns.ns.path); !moved) {
-      // A process namespace can vanish between the scan and now; a bind mount should not.
-      if (ns.ns.path.starts_with("/proc/")) {
-        r.vanished.push_back(n);
-        continue;
-      }
-      r.error = moved.error();
-      return r;
-    }
-    auto client = ctx.netlink().open(ctx);
-    if (!client) {
-      r.error = fmt::format("{}: {}", ns.ns.ref, client.error());
-      return r;
-    }
-    if (auto d = dump_links(**client, ns, true); !d) {
-      r.error = fmt::format("{}: {}", ns.ns.ref, d.error());
-      return r;
-    }
-    bool remote = false;
-    for (const auto& l : ns.links) remote = remote || (l.is_veth && l.peer_netnsid);
-    if (remote) {
-      auto id = (*client)->netnsid_of_fd(observer_fd);
-      if (!id) {
-        r.error = fmt::format("{}: {}", ns.ns.ref, id.error());
-        return r;
-      }
-      ns.observer_nsid = *id;
-    }
-  }
-  return r;
+  for (size_t i = 0; i < gone.size(); ++i)
+    if (gone[i]) vanished.push_back(i + 1);
+  return vanished;
 }
 
 StepOutput VethPeerStep::run_all(StepContext& ctx) {
@@ -333,30 +348,18 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
     if (ns.inode != self->inode) all.push_back({std::move(ns), {}, -1});
   constexpr size_t kObserver = 0;
 
-  // The other namespaces are read on private threads that move into each namespace in turn
-  // and end afterwards: no way back to save and restore, and two cores share the work.
-  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxReaders);
-  threads = std::min(threads, std::max<size_t>(1, (all.size() - 1) / kPerReader));
-  std::vector<ReadResult> results(threads);
-  {
-    std::vector<std::jthread> readers;
-    for (size_t t = 0; t < threads; ++t)
-      readers.emplace_back([&, t] { results[t] = read_namespaces(all, 1 + t, threads, home->get(), ctx); });
-    // Meanwhile, the observer's own links (with its bridges: masters are named from here).
-    if (auto d = dump_links(**obs, all[kObserver], false); !d) return StepOutput::error(d.error());
-  }
+  // The observer's own links first (with its bridges: masters are named from here).
+  if (auto d = dump_links(**obs, all[kObserver], false); !d) return StepOutput::error(d.error());
+  auto vanished = read_namespaces(all, home->get(), ctx);
+  if (!vanished) return StepOutput::error(vanished.error());
   StepOutput out;
-  std::vector<size_t> vanished;
-  for (auto& r : results) {
-    if (!r.error.empty()) return StepOutput::error(r.error);
-    vanished.insert(vanished.end(), r.vanished.begin(), r.vanished.end());
-  }
-  if (ctx.is_cancelled()) return StepOutput::error("cancelled");
-
   Prober probe(all, kObserver, **obs, home->get(), ctx);
   veth::Pairing pairing = veth::pair_all(all, kObserver, std::ref(probe));
   if (!thread_netns_home_ok())
     return StepOutput::error("could not return to the step's network namespace");
+  // The prober gives up once the step is out of time: never report that as "unresolved".
+  if (ctx.is_cancelled()) return StepOutput::error("cancelled while pairing veth ends");
+  if (ctx.expired()) return StepOutput::error("timed out while pairing veth ends");
 
   auto ref_of = [&](size_t n) -> const std::string& { return all[n].ns.ref; };
   json pairs = json::array();
@@ -392,14 +395,14 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
                                        ref_of(e.ns), l.name, l.peer_index,
                                        l.peer_netnsid ? std::to_string(*l.peer_netnsid) : "-"));
   }
-  for (size_t n : vanished)
+  for (size_t n : *vanished)
     out.evidence.push_back(fmt::format("{} vanished during the scan", all[n].ns.path));
   out.facts["pairs"] = std::move(pairs);
   out.facts["count"] = pairing.pairs.size();
-  out.facts["namespaces"] = all.size() - vanished.size();
+  out.facts["namespaces"] = all.size() - vanished->size();
   out.facts["unresolved"] = std::move(unresolved);
   out.message = fmt::format("{} veth pairs across {} namespaces{}", pairing.pairs.size(),
-                            all.size() - vanished.size(),
+                            all.size() - vanished->size(),
                             pairing.unresolved.empty()
                                 ? ""
                                 : fmt::format(", {} ends unresolved", pairing.unresolved.size()));

@@ -64,7 +64,7 @@ class VxlanVtepStep : public Step {
                   {"limit", "int", "Maximum number of FDB entries (0 = unlimited)"},
                   {"mtu", "int", "Device MTU"},
                   {"mac", "string", "Device MAC (Silk: ee:ee:<hex overlay ip>)"},
-                  {"up", "bool", "Administratively up"},
+                  {"admin_up", "bool", "Administratively up (IFF_UP)"},
                   {"oper_state", "string", "Operational state (UNKNOWN is normal for VXLAN)"}},
         .example = "- id: vtep\n  uses: vxlan.vtep\n  netns: \"{{ inputs.cell_netns }}\"\n"
                    "  with: {device: silk-vtep}\n"
@@ -141,7 +141,7 @@ class VxlanVtepStep : public Step {
     if (rtnl_link_vxlan_get_limit(l, &u) == 0) o.facts["limit"] = u;
     o.facts["mtu"] = lf.mtu;
     o.facts["mac"] = lf.mac;
-    o.facts["up"] = lf.admin_up;
+    o.facts["admin_up"] = lf.admin_up;
     o.facts["oper_state"] = lf.oper_state;
 
     auto num = [&](const char* k) -> std::string {

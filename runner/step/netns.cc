@@ -47,45 +47,76 @@ std::expected<std::string, std::string> netns_path(const std::string& spec) {
   return "/run/netns/" + spec;
 }
 
+namespace {
+
+/// Moves the calling thread into the namespace at `path`; errors name it as `spec`.
+std::expected<void, std::string> switch_to(const std::string& spec, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT)
+      return std::unexpected(fmt::format("network namespace '{}' not found ({})", spec, path));
+    if (e == EACCES || e == EPERM)
+      return std::unexpected(fmt::format(
+          "opening network namespace '{}' ({}) is not permitted (run as root)", spec, path));
+    return std::unexpected(
+        fmt::format("cannot open network namespace '{}' ({}): {}", spec, path, std::strerror(e)));
+  }
+  if (::setns(fd, CLONE_NEWNET) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EPERM)
+      return std::unexpected(
+          fmt::format("entering network namespace '{}' needs CAP_SYS_ADMIN (run as root)", spec));
+    if (e == EINVAL) return std::unexpected(fmt::format("{} is not a network namespace", path));
+    return std::unexpected(
+        fmt::format("cannot enter network namespace '{}' ({}): {}", spec, path, std::strerror(e)));
+  }
+  ::close(fd);
+  return {};
+}
+
+/// A descriptor of the calling thread's namespace, to come back to.
+std::expected<int, std::string> open_home() {
+  int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0)
+    return std::unexpected(
+        fmt::format("cannot open this thread's network namespace: {}", std::strerror(errno)));
+  return home;
+}
+
+}  // namespace
+
 std::expected<NetnsScope, std::string> NetnsScope::enter(const std::string& spec) {
   auto path = netns_path(spec);
   if (!path) return std::unexpected(path.error());
   NetnsScope scope;
   if (path->empty()) return scope;
-  if (t_poisoned) return std::unexpected("worker thread lost its original network namespace");
-
-  int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ENOENT)
-      return std::unexpected(fmt::format("network namespace '{}' not found ({})", spec, *path));
-    if (e == EACCES || e == EPERM)
-      return std::unexpected(fmt::format(
-          "opening network namespace '{}' ({}) is not permitted (run as root)", spec, *path));
-    return std::unexpected(
-        fmt::format("cannot open network namespace '{}' ({}): {}", spec, *path, std::strerror(e)));
-  }
-  int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (home < 0) {
-    int e = errno;
-    ::close(fd);
-    return std::unexpected(
-        fmt::format("cannot open this thread's network namespace: {}", std::strerror(e)));
-  }
-  if (::setns(fd, CLONE_NEWNET) != 0) {
-    int e = errno;
-    ::close(fd);
-    ::close(home);
-    if (e == EPERM)
-      return std::unexpected(
-          fmt::format("entering network namespace '{}' needs CAP_SYS_ADMIN (run as root)", spec));
-    if (e == EINVAL) return std::unexpected(fmt::format("{} is not a network namespace", *path));
-    return std::unexpected(
-        fmt::format("cannot enter network namespace '{}' ({}): {}", spec, *path, std::strerror(e)));
-  }
-  ::close(fd);
-  scope.home_fd_ = home;
+  if (auto moved = scope.move_to_as(spec, *path); !moved) return std::unexpected(moved.error());
   return scope;
+}
+
+std::expected<void, std::string> NetnsScope::move_to(const std::string& path) {
+  return move_to_as(path, path);
+}
+
+std::expected<void, std::string> NetnsScope::move_to_as(const std::string& spec,
+                                                        const std::string& path) {
+  if (t_poisoned) return std::unexpected("worker thread lost its original network namespace");
+  bool opened_home = false;
+  if (home_fd_ < 0) {
+    auto home = open_home();
+    if (!home) return std::unexpected(home.error());
+    home_fd_ = *home;
+    opened_home = true;
+  }
+  auto moved = switch_to(spec, path);
+  if (!moved && opened_home) {
+    // Still where we started: nothing to return to.
+    ::close(home_fd_);
+    home_fd_ = -1;
+  }
+  return moved;
 }
 
 NetnsScope::NetnsScope(NetnsScope&& o) noexcept : home_fd_(o.home_fd_) { o.home_fd_ = -1; }

@@ -17,14 +17,20 @@ std::expected<std::string, std::string> netns_path(const std::string& spec);
 class NetnsScope {
  public:
   static std::expected<NetnsScope, std::string> enter(const std::string& spec);
+  /// A scope that has not moved yet: move_to() moves it, leaving returns.
+  static NetnsScope here() { return NetnsScope(); }
   NetnsScope(NetnsScope&& o) noexcept;
   NetnsScope& operator=(NetnsScope&&) = delete;
   ~NetnsScope();
+  /// Moves the thread on to the namespace at `path`; leaving still returns to where the
+  /// thread was before this scope moved it (one setns per namespace when walking many).
+  std::expected<void, std::string> move_to(const std::string& path);
   /// Returns to the thread's original namespace now; false if that failed.
   bool leave();
 
  private:
   NetnsScope() = default;
+  std::expected<void, std::string> move_to_as(const std::string& spec, const std::string& path);
   int home_fd_ = -1;  // -1: nothing to restore
 };
 

@@ -183,7 +183,7 @@ LinkFacts link_facts(rtnl_link* l, const LinkTable& table) {
   f.peer_index = rtnl_link_get_link(l);
   int32_t nsid = 0;
   if (rtnl_link_get_link_netnsid(l, &nsid) == 0) f.peer_netnsid = nsid;
-  if (f.peer_index > 0 && !f.peer_netnsid) f.peer = table.name_of(f.peer_index);
+  if (f.peer_index > 0 && !f.peer_netnsid) f.peer_name = table.name_of(f.peer_index);
   const char* q = rtnl_link_get_qdisc(l);
   f.qdisc = q ? q : "";
   f.txqlen = rtnl_link_get_txqlen(l);
@@ -218,7 +218,7 @@ json to_json(const LinkFacts& f) {
   }
   if (f.peer_index > 0) j["peer_index"] = f.peer_index;
   if (f.peer_netnsid) j["peer_netnsid"] = *f.peer_netnsid;
-  if (!f.peer.empty()) j["peer"] = f.peer;
+  if (!f.peer_name.empty()) j["peer_name"] = f.peer_name;
   j["flags"] = f.flags;
   j["qdisc"] = f.qdisc;
   j["txqlen"] = f.txqlen;

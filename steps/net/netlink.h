@@ -71,7 +71,7 @@ struct LinkFacts {
   /// IFLA_LINK_NETNSID: the peer lives in another namespace, known here under this id.
   std::optional<int> peer_netnsid;
   /// The peer's name when it lives in this namespace.
-  std::string peer;
+  std::string peer_name;
   std::vector<std::string> flags;  // UP, BROADCAST, LOWER_UP, ... as `ip link` prints them
   std::string qdisc;
   unsigned txqlen = 0;

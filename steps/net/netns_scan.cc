@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -138,14 +137,6 @@ std::expected<std::unique_ptr<NetlinkClient>, std::string> client_in(const std::
     return std::unexpected(fmt::format(
         "could not return to the step's network namespace after opening a socket in {}", path));
   return client;
-}
-
-std::expected<void, std::string> move_private_thread(const std::string& path) {
-  auto fd = Fd::open(path);
-  if (!fd) return std::unexpected(fd.error());
-  if (::setns(fd->get(), CLONE_NEWNET) != 0)
-    return std::unexpected(fmt::format("cannot enter {}: {}", path, std::strerror(errno)));
-  return {};
 }
 
 std::expected<Fd, std::string> Fd::open(const std::string& path) {

@@ -56,11 +56,6 @@ std::string ref_for(const std::string& path, unsigned long inode);
 std::expected<std::unique_ptr<NetlinkClient>, std::string> client_in(const std::string& path,
                                                                      const StepContext& ctx);
 
-/// Moves the calling thread into the namespace at `path` for good. Only for a private
-/// thread that ends afterwards (never a runner worker): it saves the way back, which
-/// matters when hundreds of namespaces are visited.
-std::expected<void, std::string> move_private_thread(const std::string& path);
-
 /// An open namespace file, closed on destruction.
 class Fd {
  public:

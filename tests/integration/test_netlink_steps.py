@@ -229,7 +229,7 @@ class OracleTest(unittest.TestCase):
         self.assertEqual(f["mtu"], o["mtu"])
         self.assertEqual(f["mac"], o["address"])
         self.assertEqual(f["mac"], c1.vtep_mac)
-        self.assertEqual(f["up"], "UP" in o["flags"])
+        self.assertEqual(f["admin_up"], "UP" in o["flags"])
 
 
 class FaultTest(unittest.TestCase):

@@ -198,7 +198,7 @@ TEST_F(NetlinkNs, LinkBasics) {
   EXPECT_EQ(o.facts["mac"], "02:00:00:00:00:01");
   EXPECT_EQ(o.facts["admin_up"], true);
   EXPECT_EQ(o.facts["oper_state"], "UP");
-  EXPECT_EQ(o.facts["peer"], "uplink");
+  EXPECT_EQ(o.facts["peer_name"], "uplink");
   EXPECT_THAT(o.facts["flags"].dump(), HasSubstr("\"UP\""));
   EXPECT_FALSE(o.facts.contains("master"));
 }
@@ -209,7 +209,7 @@ TEST_F(NetlinkNs, LinkVethPeerAndMaster) {
   EXPECT_EQ(o.facts["kind"], "veth");
   EXPECT_EQ(o.facts["mac"], "ee:ee:0a:ff:00:02");
   EXPECT_EQ(o.facts["master"], "br0");
-  EXPECT_EQ(o.facts["peer"], "s-010255000002");
+  EXPECT_EQ(o.facts["peer_name"], "s-010255000002");
   EXPECT_FALSE(o.facts.contains("peer_netnsid"));
   auto host = run("link", {{"name", "s-010255000002"}});
   EXPECT_EQ(host.facts["peer_index"], o.facts["index"]);
@@ -376,7 +376,7 @@ TEST_F(NetlinkNs, VxlanVtep) {
   EXPECT_EQ(o.facts["learning"], false);
   EXPECT_EQ(o.facts["ttl"], 64);
   EXPECT_EQ(o.facts["ageing"], 300);
-  EXPECT_EQ(o.facts["up"], true);
+  EXPECT_EQ(o.facts["admin_up"], true);
   EXPECT_EQ(o.facts["mtu"], 1350);  // dummy0's 1400 minus the 50-byte VXLAN overhead
   auto br = run("vxlan.vtep", {{"device", "br0"}});
   EXPECT_EQ(br.status, Status::kFail);
@@ -403,7 +403,7 @@ TEST_F(NetlinkNs, NetnsidOfPeerNamespaceMatchesLinkFact) {
   ASSERT_TRUE(l.facts.contains("peer_netnsid")) << l.facts.dump();
   EXPECT_EQ(l.facts["peer_netnsid"], *id);
   EXPECT_GE(*id, 0);
-  EXPECT_FALSE(l.facts.contains("peer"));
+  EXPECT_FALSE(l.facts.contains("peer_name"));
 }
 
 }  // namespace

@@ -276,6 +276,8 @@ TEST(Process, KillAllKillsTrackedGroups) {
   std::thread t([&] { r = run(sh("sleep 100 & echo $! > " + pidfile + "; wait"), {}); });
   pid_t grandchild = read_pid(pidfile);
   ASSERT_GT(grandchild, 0);
+  // The child may write its pid file before the runner has tracked its group: wait for it.
+  for (int i = 0; i < 200 && registry.live() == 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(registry.live(), 1u);
   registry.kill_all();
   t.join();
