@@ -82,6 +82,7 @@ class VethPeerStep : public Step {
                    "all: veth ends whose peer namespace was not found, as {netns, interface, "
                    "index, peer_index, peer_netnsid}"}},
         .one_of = {{"interface", "all"}},
+        .exclusive = {{"interface", "all"}},
         .privileges = "root (CAP_SYS_ADMIN) to enter the namespaces where peers live",
         .example = "- id: peer\n  uses: veth.peer\n  netns: \"{{ inputs.container_netns }}\"\n"
                    "  with: {interface: eth0}\n"
@@ -95,9 +96,8 @@ class VethPeerStep : public Step {
   StepOutput run(StepContext& ctx, const Params& p) const override {
     bool all = p.boolean("all");
     std::string name = p.str("interface");
-    if (all && !name.empty()) return StepOutput::error("give either interface or all: true, not both");
+    // The params checker lets through exactly one of interface and all: true.
     if (all) return run_all(ctx);
-    if (name.empty()) return StepOutput::error("interface is required unless all: true");
     return run_one(ctx, name);
   }
 

@@ -65,11 +65,16 @@ json default_of(const ParamSpec& p) {
 
 namespace {
 
-/// Given for an `exclusive` group: present, and for a bool, true.
-bool given_for_exclusive(const json& values, const std::string& name) {
-  auto it = values.find(name);
-  if (it == values.end() || it->is_null()) return false;
-  return !(it->is_boolean() && !it->get<bool>());
+/// Given for a `one_of` or `exclusive` group: present (at load time, a default counts)
+/// and, for a bool, true: `all: false` is not a choice of `all`.
+bool given_in_group(const StepSpec& spec, const json& values, const std::string& name,
+                    bool load_time) {
+  const json* v = nullptr;
+  if (auto it = values.find(name); it != values.end() && !it->is_null()) v = &*it;
+  const ParamSpec* p = spec.param(name);
+  if (!v && load_time && p && !p->default_value.is_null()) v = &p->default_value;
+  if (!v) return false;
+  return !(v->is_boolean() && !v->get<bool>());
 }
 
 }  // namespace
@@ -121,8 +126,7 @@ CheckedParams check_params(const StepSpec& spec, const json& with, bool load_tim
   }
   for (const auto& group : spec.one_of) {
     bool any = std::any_of(group.begin(), group.end(), [&](const std::string& n) {
-      const ParamSpec* p = spec.param(n);
-      return values.contains(n) || (load_time && p && !p->default_value.is_null());
+      return given_in_group(spec, values, n, load_time);
     });
     if (!any)
       problem("", ParamProblem::At::kMap,
@@ -132,7 +136,7 @@ CheckedParams check_params(const StepSpec& spec, const json& with, bool load_tim
   for (const auto& group : spec.exclusive) {
     std::vector<std::string> set;
     for (const auto& n : group)
-      if (given_for_exclusive(values, n)) set.push_back(n);
+      if (given_in_group(spec, values, n, load_time)) set.push_back(n);
     if (set.size() > 1)
       problem("", ParamProblem::At::kMap,
               fmt::format("with: {} cannot be combined ('{}' takes at most one of {})",

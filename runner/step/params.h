@@ -34,8 +34,8 @@ struct ParamProblem {
 
 /// The one checker of a step's `with`, for the loader and the scheduler alike:
 /// unknown params (with did-you-mean), each value against its type and choices, required
-/// params, `one_of` groups (at least one given) and `exclusive` groups (at most one given;
-/// a bool counts as given only when true).
+/// params, `one_of` groups (at least one given) and `exclusive` groups (at most one given);
+/// in both groups a bool counts as given only when true.
 ///
 /// At load time (`load_time`), values holding a `{{ }}` template are left as written and
 /// count as given; defaults are not filled in. At run time the templates are resolved:

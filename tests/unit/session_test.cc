@@ -347,6 +347,22 @@ steps:
               HasSubstr("At most one of: argv, cmd"));
 }
 
+TEST(StepContract, ABoolInAGroupCountsOnlyWhenTrue) {
+  const StepSpec& veth = Registry::instance().find("veth.peer")->spec();
+  auto neither = finalize_params(veth, {{"all", false}});
+  ASSERT_FALSE(neither);
+  EXPECT_EQ(neither.error(), "with: one of interface, all is required by 'veth.peer'");
+  auto both = finalize_params(veth, {{"all", true}, {"interface", "eth0"}});
+  ASSERT_FALSE(both);
+  EXPECT_EQ(both.error(),
+            "with: interface and all cannot be combined ('veth.peer' takes at most one of "
+            "interface, all)");
+  EXPECT_TRUE(finalize_params(veth, {{"all", false}, {"interface", "eth0"}}));
+  EXPECT_TRUE(finalize_params(veth, {{"all", true}}));
+  // At load time too, where the default (false) of `all` does not count.
+  EXPECT_FALSE(check_params(veth, json::object(), true).problems.empty());
+}
+
 TEST(StepContract, ExclusiveParamsAreCheckedAgainAfterTemplates) {
   const StepSpec& spec = echo()->spec();
   std::vector<std::string> fresh = {"b"};
