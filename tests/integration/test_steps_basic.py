@@ -47,6 +47,9 @@ class StepsBasic(unittest.TestCase):
             return p.returncode, json.load(f), p.stderr
 
     def test_steps_in_a_namespace(self):
+        # The listener is stopped once the steps that need it are done: after_listener waits
+        # until it is listening, so what it printed is there however slow the machine is.
+        ready = os.path.join(self.tmp.name, "listening")
         code, rep, err = self.run_playbook(f"""apiVersion: netplay/v1
 kind: Playbook
 metadata: {{name: steps-basic}}
@@ -73,11 +76,11 @@ steps:
   - id: listener
     uses: exec
     background: true
-    with: {{cmd: "echo up; exec sleep 60", shell: true}}
+    with: {{cmd: "echo up; touch {ready}; exec sleep 60", shell: true}}
   - id: after_listener
     uses: exec
     needs: [listener]
-    with: {{argv: ["true"]}}
+    with: {{argv: [sh, -c, "while [ ! -e {ready} ]; do sleep 0.01; done"]}}
 """)
         steps = {s["id"]: s for s in rep["steps"]}
         self.assertEqual(code, 0, err + json.dumps(rep, indent=1))
