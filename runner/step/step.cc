@@ -22,6 +22,14 @@ const FactSpec* StepSpec::fact(std::string_view n) const {
   return nullptr;
 }
 
+std::vector<std::string> undeclared_facts(const StepSpec& spec, const json& facts) {
+  std::vector<std::string> out;
+  if (!facts.is_object()) return out;
+  for (const auto& [name, value] : facts.items())
+    if (!spec.fact(name)) out.push_back(name);
+  return out;
+}
+
 static const json& null_json() {
   static const json n;
   return n;

@@ -137,6 +137,12 @@ struct StepOutput {
   }
 };
 
+/// Fact names in `facts` that `spec` does not declare: only top-level names count (keys
+/// under a declared map or list fact are that fact's own). Every step's facts must be
+/// declared, since docs, the schema and `expect:` validation come from the spec; unit tests
+/// check it on every step they run (tests/unit/support/step_run.h).
+std::vector<std::string> undeclared_facts(const StepSpec& spec, const json& facts);
+
 class Step {
  public:
   virtual ~Step() = default;

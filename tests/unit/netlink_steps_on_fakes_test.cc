@@ -1,7 +1,8 @@
 /// The netlink steps' logic on canned kernel answers (FakeNetlink): no root, no namespace,
-/// no socket. A Silk cell as the kernel would describe it: eth0 (underlay), silk-vtep, a
+/// no socket. run_step also fails a test whose step reports an undeclared fact. A Silk cell as the kernel would describe it: eth0 (underlay), silk-vtep, a
 /// container's host-side veth, a bridge with a port.
 
+#include <linux/genetlink.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/neighbour.h>
@@ -581,6 +582,56 @@ TEST(RouteOnFakes, KernelErrorOnTheRouteDump) {
   auto o = run_step("route", {{"cidr", "10.0.0.0/24"}}, &cell);
   EXPECT_EQ(o.status, Status::kError);
   EXPECT_EQ(o.message, "route dump: Operation not permitted");
+}
+
+// ---- link.features (ethtool over generic netlink) ----
+
+TEST(LinkFeaturesOnFakes, FeaturesAndTheirLegacyNames) {
+  Cell cell;
+  canned::ethtool(cell.fake_netlink, {{"tx-checksum-ip-generic", true, true, false},
+                                      {"rx-gro", true, true, false},
+                                      {"tx-udp_tnl-segmentation", false, false, true}});
+  auto o = run_step("link.features", {{"interface", "silk-vtep"}}, &cell);
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.message, "silk-vtep: 4 of 5 features on");
+  EXPECT_EQ(o.facts["count"], 5);
+  EXPECT_EQ(o.facts["active"]["tx-checksum-ip-generic"], true);
+  EXPECT_EQ(o.facts["active"]["tx-checksumming"], true);  // ethtool -k's umbrella name
+  EXPECT_EQ(o.facts["active"]["generic-receive-offload"], true);
+  EXPECT_EQ(o.facts["features"]["tx-udp_tnl-segmentation"],
+            json({{"active", false}, {"wanted", false}, {"fixed", true}}));
+  // The family was looked up by name, then asked on its id.
+  auto reqs = cell.fake_netlink.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[1].protocol, NETLINK_GENERIC);
+  EXPECT_EQ(reqs[1].type, GENL_ID_CTRL);
+  EXPECT_EQ(reqs[2].type, 28);
+}
+
+TEST(LinkFeaturesOnFakes, PickedFeaturesAndUnknownNames) {
+  Cell cell;
+  canned::ethtool(cell.fake_netlink, {{"tx-checksum-ip-generic", true, true, false},
+                                      {"rx-gro", false, true, false}});
+  auto o = run_step("link.features", {{"interface", "eth0"}, {"features", {"rx-gro"}}}, &cell);
+  ASSERT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(o.message, "eth0: rx-gro: off [requested on]");
+  EXPECT_EQ(o.facts["count"], 1);
+  auto typo = run_step("link.features", {{"interface", "eth0"}, {"features", {"rx-gor"}}}, &cell);
+  EXPECT_EQ(typo.status, Status::kError);
+  EXPECT_EQ(typo.message, "eth0 has no feature 'rx-gor'; did you mean rx-gro?");
+}
+
+TEST(LinkFeaturesOnFakes, KernelWithoutEthtoolNetlink) {
+  Cell cell;
+  cell.fake_netlink.refuse(GENL_ID_CTRL, ENOENT, /*dump=*/false, NETLINK_GENERIC);
+  auto o = run_step("link.features", {{"interface", "eth0"}}, &cell);
+  EXPECT_EQ(o.status, Status::kError);
+  EXPECT_EQ(o.message,
+            "the kernel has no 'ethtool' generic netlink family: ethtool netlink needs Linux 5.6 "
+            "or later with CONFIG_ETHTOOL_NETLINK");
+  auto missing = run_step("link.features", {{"interface", "eth9"}}, &cell);
+  EXPECT_EQ(missing.status, Status::kFail);
+  EXPECT_THAT(missing.message, HasSubstr("interface 'eth9' not found"));
 }
 
 }  // namespace

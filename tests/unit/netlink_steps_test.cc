@@ -22,6 +22,7 @@
 #include "runner/step/netns.h"
 #include "runner/step/step.h"
 #include "steps/net/netlink.h"
+#include "tests/unit/support/step_run.h"
 
 namespace netplay {
 namespace {
@@ -172,17 +173,10 @@ class NetlinkNs : public ::testing::Test {
   void TearDown() override { scope_.reset(); }
 
   StepOutput run(const std::string& step, json params) {
-    const Step* s = Registry::instance().find(step);
-    EXPECT_NE(s, nullptr) << step;
-    if (!s) return StepOutput::error("no step");
     StepContext ctx;
     ctx.deadline = Clock::now() + std::chrono::seconds(5);
     ctx.netns = ns_;
-    // Apply declared defaults the way the loader does.
-    for (const auto& p : s->spec().params)
-      if (!params.contains(p.name) && !p.default_value.is_null())
-        params[p.name] = p.default_value;
-    return s->run(ctx, Params(std::move(params)));
+    return run_step(step, std::move(params), nullptr, ctx);
   }
 
   static inline std::string ns_;

@@ -8,17 +8,12 @@
 
 #include "runner/step/netns.h"
 #include "runner/step/step.h"
+#include "tests/unit/support/step_run.h"
 
 namespace netplay {
 namespace {
 
-StepOutput read_key(const std::string& key) {
-  const Step* step = Registry::instance().find("sysctl");
-  EXPECT_NE(step, nullptr);
-  if (!step) return StepOutput::error("sysctl step not registered");
-  StepContext ctx;
-  return step->run(ctx, Params(json{{"key", key}}));
-}
+StepOutput read_key(const std::string& key) { return run_step("sysctl", {{"key", key}}, nullptr); }
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);

@@ -27,6 +27,7 @@
 #include "steps/net/ethtool.h"
 #include "steps/net/netns_scan.h"
 #include "steps/net/veth_pairs.h"
+#include "tests/unit/support/step_run.h"
 
 namespace netplay {
 namespace {
@@ -342,15 +343,10 @@ class VethNs : public ::testing::Test {
     scope_.emplace(std::move(*s));
   }
   StepOutput run(const std::string& step, json params, const std::string& netns = "host") {
-    const Step* s = Registry::instance().find(step);
-    EXPECT_NE(s, nullptr) << step;
-    if (!s) return StepOutput::error("no step");
     StepContext ctx;
     ctx.deadline = Clock::now() + std::chrono::seconds(10);
     ctx.netns = netns;
-    for (const auto& p : s->spec().params)
-      if (!params.contains(p.name) && !p.default_value.is_null()) params[p.name] = p.default_value;
-    return s->run(ctx, Params(std::move(params)));
+    return run_step(step, std::move(params), nullptr, ctx);
   }
 
   /// A process sleeping in `ns` ("" = here), killed when the test ends.

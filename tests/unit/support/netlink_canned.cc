@@ -1,8 +1,13 @@
 #include "tests/unit/support/netlink_canned.h"
 
 #include <arpa/inet.h>
+#include <linux/ethtool.h>
+#include <linux/ethtool_netlink.h>
+#include <linux/genetlink.h>
 #include <linux/if_link.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -10,6 +15,7 @@
 #include <fmt/format.h>
 #include <netlink/addr.h>
 #include <netlink/attr.h>
+#include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/neighbour.h>
@@ -251,6 +257,77 @@ NlMessage route(const Route& r) {
   rtm->rtm_protocol = r.protocol;
   rtm->rtm_scope = r.scope;
   return done(m.get());
+}
+
+NlMessage genl(uint16_t family, uint8_t cmd, const std::function<void(nl_msg*)>& fill,
+               uint8_t version) {
+  MsgPtr m(nlmsg_alloc());
+  if (!m || !genlmsg_put(m.get(), 0, 0, family, 0, 0, cmd, version)) fail("genl header");
+  fill(m.get());
+  NlMessage out = NlMessage::copy_of(nlmsg_hdr(m.get()));
+  return out;
+}
+
+namespace {
+
+/// A compact ETHTOOL_A_BITSET_* nest of the features where `bit(f)` holds.
+void put_bitset(nl_msg* m, int attr, const std::vector<Feature>& features,
+                bool (*bit)(const Feature&)) {
+  std::vector<uint32_t> words((features.size() + 31) / 32, 0);
+  for (size_t i = 0; i < features.size(); ++i)
+    if (bit(features[i])) words[i / 32] |= 1U << (i % 32);
+  nlattr* nest = nla_nest_start(m, attr);
+  check(nla_put_u32(m, ETHTOOL_A_BITSET_SIZE, static_cast<uint32_t>(features.size())), "SIZE");
+  check(nla_put(m, ETHTOOL_A_BITSET_VALUE, static_cast<int>(words.size() * 4), words.data()),
+        "VALUE");
+  nla_nest_end(m, nest);
+}
+
+}  // namespace
+
+void ethtool(FakeNetlink& fake, const std::vector<Feature>& features) {
+  constexpr uint16_t kFamily = 28;  // any id: the step must ask for it
+  fake.on(
+      GENL_ID_CTRL, false,
+      [](const FakeNetlink::Request&) -> std::expected<NlMessages, NlError> {
+        return NlMessages{genl(GENL_ID_CTRL, CTRL_CMD_NEWFAMILY, [](nl_msg* m) {
+          check(nla_put_string(m, CTRL_ATTR_FAMILY_NAME, ETHTOOL_GENL_NAME), "FAMILY_NAME");
+          check(nla_put_u16(m, CTRL_ATTR_FAMILY_ID, kFamily), "FAMILY_ID");
+        })};
+      },
+      NETLINK_GENERIC);
+  fake.on(
+      kFamily, false,
+      [features](const FakeNetlink::Request& r) -> std::expected<NlMessages, NlError> {
+        uint8_t cmd = r.payload.empty() ? 0 : r.payload[0];  // genlmsghdr.cmd
+        if (cmd == ETHTOOL_MSG_FEATURES_GET)
+          return NlMessages{genl(kFamily, ETHTOOL_MSG_FEATURES_GET_REPLY, [&](nl_msg* m) {
+            put_bitset(m, ETHTOOL_A_FEATURES_HW, features, [](const Feature& f) { return !f.fixed; });
+            put_bitset(m, ETHTOOL_A_FEATURES_WANTED, features, [](const Feature& f) { return f.wanted; });
+            put_bitset(m, ETHTOOL_A_FEATURES_ACTIVE, features, [](const Feature& f) { return f.active; });
+            put_bitset(m, ETHTOOL_A_FEATURES_NOCHANGE, features, [](const Feature&) { return false; });
+          })};
+        if (cmd == ETHTOOL_MSG_STRSET_GET)
+          return NlMessages{genl(kFamily, ETHTOOL_MSG_STRSET_GET_REPLY, [&](nl_msg* m) {
+            nlattr* sets = nla_nest_start(m, ETHTOOL_A_STRSET_STRINGSETS);
+            nlattr* set = nla_nest_start(m, ETHTOOL_A_STRINGSETS_STRINGSET);
+            check(nla_put_u32(m, ETHTOOL_A_STRINGSET_ID, ETH_SS_FEATURES), "STRINGSET_ID");
+            check(nla_put_u32(m, ETHTOOL_A_STRINGSET_COUNT, static_cast<uint32_t>(features.size())),
+                  "STRINGSET_COUNT");
+            nlattr* strings = nla_nest_start(m, ETHTOOL_A_STRINGSET_STRINGS);
+            for (size_t i = 0; i < features.size(); ++i) {
+              nlattr* s = nla_nest_start(m, ETHTOOL_A_STRINGS_STRING);
+              check(nla_put_u32(m, ETHTOOL_A_STRING_INDEX, static_cast<uint32_t>(i)), "INDEX");
+              check(nla_put_string(m, ETHTOOL_A_STRING_VALUE, features[i].name.c_str()), "VALUE");
+              nla_nest_end(m, s);
+            }
+            nla_nest_end(m, strings);
+            nla_nest_end(m, set);
+            nla_nest_end(m, sets);
+          })};
+        return std::unexpected(NlError{std::strerror(EOPNOTSUPP), EOPNOTSUPP});
+      },
+      NETLINK_GENERIC);
 }
 
 }  // namespace netplay::canned

@@ -18,9 +18,14 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include <netlink/msg.h>
+
+#include "runner/step/fakes.h"
 #include "runner/step/services.h"
 
 namespace netplay::canned {
@@ -108,5 +113,22 @@ struct Route {
   uint32_t metric = 0;
 };
 NlMessage route(const Route& r);
+
+/// A generic netlink message of `family` (its id) and command `cmd`; `fill` adds the
+/// attributes after the genl header.
+NlMessage genl(uint16_t family, uint8_t cmd, const std::function<void(nl_msg*)>& fill,
+               uint8_t version = 1);
+
+/// One interface feature as ethtool reports it.
+struct Feature {
+  std::string name;
+  bool active = false;
+  bool wanted = false;
+  bool fixed = false;
+};
+/// Makes `fake` answer like a kernel with the ethtool generic netlink family: the family's
+/// id on CTRL_CMD_GETFAMILY, `features` (as compact bitsets) on ETHTOOL_MSG_FEATURES_GET and
+/// their names on ETHTOOL_MSG_STRSET_GET, for any device.
+void ethtool(FakeNetlink& fake, const std::vector<Feature>& features);
 
 }  // namespace netplay::canned

@@ -15,7 +15,10 @@ StepOutput run_step(std::string_view name, json params, StepServices* services,
     if (!params.contains(p.name) && !p.default_value.is_null()) params[p.name] = p.default_value;
   ctx.services = services;
   if (ctx.step_id.empty()) ctx.step_id = std::string(name);
-  return step->run(ctx, Params(std::move(params)));
+  StepOutput out = step->run(ctx, Params(std::move(params)));
+  for (const auto& fact : undeclared_facts(step->spec(), out.facts))
+    ADD_FAILURE() << name << " reports fact '" << fact << "', which its spec does not declare";
+  return out;
 }
 
 }  // namespace netplay

@@ -9,8 +9,8 @@
 namespace netplay {
 
 /// Runs the registered step `name` with `params` (its declared defaults applied, as the
-/// loader does) on `services` (e.g. a FakeServices; null: the real ones). A missing step
-/// fails the calling test.
+/// loader does) on `services` (e.g. a FakeServices; null: the real ones). Fails the calling
+/// test when the step is missing or reports a fact its spec does not declare.
 StepOutput run_step(std::string_view name, json params, StepServices* services,
                     StepContext ctx = {});
 

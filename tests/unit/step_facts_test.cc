@@ -1,0 +1,162 @@
+/// Every built-in step reports only the facts its spec declares: docs, the JSON Schema and
+/// `expect:` validation come from the spec, so an undeclared fact could never be expected.
+/// Each step runs here through its main paths (found, missing, wrong kind, error), on fakes
+/// where it touches the system; run_step fails the test on any undeclared fact. A step
+/// without scenarios here fails the coverage test: add yours when you add a step.
+
+#include <linux/if.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "runner/step/fakes.h"
+#include "tests/unit/support/netlink_canned.h"
+#include "tests/unit/support/step_run.h"
+
+namespace netplay {
+namespace {
+
+/// A namespace with a NIC, a VTEP, a veth pair and a bridge, with neighbours, addresses,
+/// FDB entries and routes, and ethtool features.
+void cell(FakeServices& f) {
+  f.fake_netlink.on_dump(
+      RTM_GETLINK,
+      {canned::link({.index = 1, .name = "eth0", .mac = "02:00:00:00:00:01"}),
+       canned::vxlan({.index = 2, .name = "silk-vtep"}, {.local = "10.0.0.1", .dev = 1}),
+       canned::link({.index = 3, .name = "br0", .kind = "bridge"}),
+       canned::link({.index = 4, .name = "va", .kind = "veth", .master = 3, .link = 5}),
+       canned::link({.index = 5, .name = "vb", .kind = "veth", .link = 4}),
+       canned::link({.index = 6, .name = "vc", .kind = "veth", .link = 9, .link_netnsid = 0})});
+  f.fake_netlink.on_dump(
+      RTM_GETNEIGH,
+      {canned::neigh({.index = 1, .ip = "10.0.0.2", .lladdr = "02:00:00:00:00:02"}),
+       canned::fdb({.index = 2, .mac = "ee:ee:0a:ff:02:00", .dst = "10.0.0.2"}),
+       canned::fdb({.index = 4, .mac = "02:00:00:00:00:05", .master = 3, .vni = 7, .vlan = 1})});
+  f.fake_netlink.on_dump(RTM_GETADDR,
+                         {canned::addr({.index = 1, .cidr = "10.0.0.1/24", .label = "eth0"}),
+                          canned::addr({.index = 2, .cidr = "169.254.0.1", .peer = "10.0.0.9/32"})});
+  f.fake_netlink.on_dump(
+      RTM_GETROUTE,
+      {canned::route({.dst = "default", .gateway = "10.0.0.254", .oif = 1}),
+       canned::route({.dst = "10.255.0.0/16", .oif = 2, .prefsrc = "10.255.1.0"}),
+       canned::route({.dst = "10.255.0.0/16", .gateway = "10.0.0.7", .oif = 1, .metric = 9}),
+       canned::route({.dst = "203.0.113.0/24", .type = RTN_BLACKHOLE})});
+  canned::ethtool(f.fake_netlink, {{"rx-gro", true, true, false}, {"tx-checksum-ip-generic"}});
+  f.fake_netlink.on_netnsid([](int) { return 0; });
+}
+
+void route_lookup(FakeServices& f, int kernel_errno) {
+  cell(f);
+  if (kernel_errno)
+    f.fake_netlink.refuse(RTM_GETROUTE, kernel_errno);
+  else
+    f.fake_netlink.on_request(
+        RTM_GETROUTE, {canned::route({.dst = "10.255.2.1/32", .gateway = "10.255.2.0", .oif = 2})});
+}
+
+struct Scenario {
+  std::string step;
+  json params;
+  std::function<void(FakeServices&)> setup = cell;
+  bool real = false;  // runs on the real services (reads files only)
+};
+
+std::string temp_file(const std::string& name, const std::string& body) {
+  std::string path = fmt::format("/tmp/netplay-facts-{}-{}", getpid(), name);
+  std::ofstream(path) << body;
+  return path;
+}
+
+std::vector<Scenario> scenarios() {
+  static const std::string json_file = temp_file("a.json", R"({"a": {"b": [1, 2]}})");
+  static const std::string yaml_file = temp_file("a.yaml", "a:\n  b: [1, 2]\n");
+  static const std::string text_file = temp_file("a.txt", "one\ntwo\n");
+  return {
+      {"link", {{"name", "va"}}},
+      {"link", {{"name", "vc"}}},
+      {"link", {{"name", "nope"}}},
+      {"link", {{"name", "nope"}, {"must_exist", false}}},
+      {"vxlan.vtep", json::object()},
+      {"vxlan.vtep", {{"device", "br0"}}},
+      {"vxlan.vtep", {{"device", "nope"}}},
+      {"neigh", {{"ip", "10.0.0.2"}}},
+      {"neigh", {{"ip", "10.0.0.3"}, {"must_exist", false}}},
+      {"addr", {{"interface", "eth0"}}},
+      {"addr", {{"ip", "10.0.0.9"}}},
+      {"addr", {{"ip", "10.0.0.99"}, {"must_exist", false}}},
+      {"addr", {{"interface", "nope"}, {"must_exist", false}}},
+      {"fdb", {{"device", "silk-vtep"}}},
+      {"fdb", {{"device", "br0"}, {"mac", "02:00:00:00:00:05"}}},
+      {"fdb", {{"device", "silk-vtep"}, {"mac", "ee:ee:0a:ff:09:00"}}},
+      {"route", {{"cidr", "10.255.0.0/16"}}},
+      {"route", {{"default", true}}},
+      {"route", {{"cidr", "10.9.0.0/16"}}},
+      {"route", {{"destination", "10.255.2.1"}}, [](FakeServices& f) { route_lookup(f, 0); }},
+      {"route", {{"destination", "203.0.113.1"}},
+       [](FakeServices& f) { route_lookup(f, EINVAL); }},
+      {"route", {{"destination", "192.0.2.1"}},
+       [](FakeServices& f) { route_lookup(f, ENETUNREACH); }},
+      {"link.features", {{"interface", "eth0"}}},
+      {"link.features", {{"interface", "eth0"}, {"features", {"rx-gro"}}}},
+      {"veth.peer", {{"interface", "va"}}},
+      {"veth.peer", {{"interface", "eth0"}}},
+      {"veth.peer", {{"interface", "nope"}}},
+      {"netns.inode", {{"paths", {"host"}}, {"pids", {getpid()}}}},
+      {"exec", {{"argv", {"tool", "x"}}, {"json", true}},
+       [](FakeServices& f) {
+         f.fake_processes.answer(ProcessResult{.exit_code = 0, .out = "[1]", .duration = Millis(3)});
+       }},
+      {"exec", {{"cmd", "false"}, {"shell", true}},
+       [](FakeServices& f) { f.fake_processes.answer(ProcessResult{.term_signal = 9}); }},
+      {"sysctl", {{"key", "net.ipv4.ip_forward"}}, nullptr, true},
+      {"sysctl", {{"key", "kernel.ostype"}}, nullptr, true},
+      {"file", {{"path", json_file}, {"json_path", "a.b.1"}}, nullptr, true},
+      {"file", {{"path", yaml_file}, {"yaml_path", "a.b"}}, nullptr, true},
+      {"file", {{"path", text_file}}, nullptr, true},
+      {"file", {{"path", "/nonexistent/netplay"}}, nullptr, true},
+  };
+}
+
+TEST(StepFacts, EveryBuiltinStepReportsOnlyDeclaredFacts) {
+  for (const auto& s : scenarios()) {
+    SCOPED_TRACE(s.step + " " + s.params.dump());
+    FakeServices fakes;
+    if (s.setup) s.setup(fakes);
+    StepContext ctx;
+    ctx.deadline = fakes.fake_clock.now() + std::chrono::seconds(10);
+    StepOutput out = run_step(s.step, s.params, s.real ? nullptr : &fakes, ctx);
+    EXPECT_FALSE(out.message.empty());
+  }
+}
+
+TEST(StepFacts, EveryBuiltinStepHasScenarios) {
+  std::set<std::string> covered;
+  for (const auto& s : scenarios()) covered.insert(s.step);
+  for (const Step* step : Registry::instance().all()) {
+    const std::string& name = step->spec().name;
+    if (name.starts_with("test.") || name.starts_with("fake.")) continue;  // other tests
+    EXPECT_TRUE(covered.contains(name)) << "step " << name << " has no scenario in "
+                                        << __FILE__ << ": add one";
+  }
+}
+
+TEST(StepFacts, UndeclaredFactsAreNamed) {
+  StepSpec spec{.name = "x", .facts = {{"a", "map", ""}, {"b", "int", ""}}};
+  EXPECT_TRUE(undeclared_facts(spec, {{"a", {{"nested", 1}}}, {"b", 2}}).empty());
+  EXPECT_EQ(undeclared_facts(spec, {{"a", 1}, {"c", 2}, {"d", 3}}),
+            (std::vector<std::string>{"c", "d"}));
+}
+
+}  // namespace
+}  // namespace netplay
