@@ -279,13 +279,17 @@ std::expected<void, std::string> dump_links(NetlinkClient& client, veth::NsLinks
   return {};
 }
 
-/// Reads every namespace of `all` but the observer's (at 0): one link dump each, plus the
-/// NETNSID under which it sees the observer when a veth there points elsewhere. Returns
-/// the namespaces that vanished since the scan, or why reading stopped.
+/// Reads every namespace of `all`: the observer's (at 0) with all its links, through
+/// `observer` (its bridges name the masters), the others with one veth-only link dump each,
+/// plus the NETNSID under which they see the observer when a veth there points elsewhere.
+/// The observer's dump, the largest, goes first, so the others are read meanwhile.
+/// Returns the namespaces that vanished since the scan, or why reading stopped.
 std::expected<std::vector<size_t>, std::string> read_namespaces(std::vector<veth::NsLinks>& all,
+                                                                NetlinkClient& observer,
                                                                 int observer_fd,
                                                                 const StepContext& ctx) {
   std::vector<std::string> paths;
+  paths.push_back(fmt::format("/proc/self/fd/{}", observer_fd));
   for (size_t n = 1; n < all.size(); ++n) paths.push_back(all[n].ns.path);
   std::vector<char> gone(paths.size(), 0);  // by index: visits write only their own
   std::mutex m;
@@ -298,7 +302,11 @@ std::expected<std::vector<size_t>, std::string> read_namespaces(std::vector<veth
   bool complete = netns::walk(
       paths,
       [&](size_t i, const StepContext& c) {
-        veth::NsLinks& ns = all[i + 1];
+        if (i == 0) {
+          if (auto d = dump_links(observer, all[0], false); !d) return fail(d.error());
+          return true;
+        }
+        veth::NsLinks& ns = all[i];
         auto client = c.netlink().open(c);
         if (!client) return fail(fmt::format("{}: {}", ns.ns.ref, client.error()));
         if (auto d = dump_links(**client, ns, true); !d)
@@ -315,8 +323,8 @@ std::expected<std::vector<size_t>, std::string> read_namespaces(std::vector<veth
       [&](size_t i, const std::string& why) {
         // Gone since the scan: a process exited, or a pod's bind mount was removed (busy
         // nodes do that all the time). Anything else is an error.
-        const netns::Namespace& ns = all[i + 1].ns;
-        if (netns_inode(ns.path).value_or(0) != ns.inode) {
+        const netns::Namespace& ns = all[i].ns;
+        if (i > 0 && netns_inode(ns.path).value_or(0) != ns.inode) {
           gone[i] = 1;
           return true;
         }
@@ -330,7 +338,7 @@ std::expected<std::vector<size_t>, std::string> read_namespaces(std::vector<veth
     return std::unexpected("could not return to the step's network namespace");
   std::vector<size_t> vanished;
   for (size_t i = 0; i < gone.size(); ++i)
-    if (gone[i]) vanished.push_back(i + 1);
+    if (gone[i]) vanished.push_back(i);
   return vanished;
 }
 
@@ -348,9 +356,8 @@ StepOutput VethPeerStep::run_all(StepContext& ctx) {
     if (ns.inode != self->inode) all.push_back({std::move(ns), {}, -1});
   constexpr size_t kObserver = 0;
 
-  // The observer's own links first (with its bridges: masters are named from here).
-  if (auto d = dump_links(**obs, all[kObserver], false); !d) return StepOutput::error(d.error());
-  auto vanished = read_namespaces(all, home->get(), ctx);
+  static_assert(kObserver == 0, "read_namespaces reads the observer's namespace first");
+  auto vanished = read_namespaces(all, **obs, home->get(), ctx);
   if (!vanished) return StepOutput::error(vanished.error());
   StepOutput out;
   Prober probe(all, kObserver, **obs, home->get(), ctx);

@@ -118,18 +118,19 @@ std::expected<NlMessages, NlError> NetlinkSocket::receive(uint32_t seq, std::str
   NlMessages out;
   for (;;) {
     if (cancelled_ && cancelled_->load()) return std::unexpected(err(what, "cancelled"));
-    auto now = Clock::now();
-    if (now >= limit) return std::unexpected(err(what, "timed out waiting for the kernel"));
-    auto wait = std::min<Clock::duration>(limit - now, kSlice);
-    int ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
-    pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
-    int r = ::poll(&p, 1, ms);
-    if (r < 0 && errno != EINTR)
-      return std::unexpected(err(what, fmt::format("poll: {}", std::strerror(errno))));
-    if (r <= 0) continue;
-
-    // Peek first: the datagram's size, so that nothing is ever cut off.
+    // Peek first: the datagram's size, so that nothing is ever cut off. The kernel mostly
+    // has the answer queued by the time send() returns: wait only when it has not.
     ssize_t n = ::recv(fd_, buf_.data(), buf_.size(), MSG_PEEK | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      auto now = Clock::now();
+      if (now >= limit) return std::unexpected(err(what, "timed out waiting for the kernel"));
+      auto wait = std::min<Clock::duration>(limit - now, kSlice);
+      int ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+      if (::poll(&p, 1, ms) < 0 && errno != EINTR)
+        return std::unexpected(err(what, fmt::format("poll: {}", std::strerror(errno))));
+      continue;
+    }
     if (n >= 0 && static_cast<size_t>(n) > buf_.size()) buf_.resize(static_cast<size_t>(n));
     if (n >= 0) n = ::recv(fd_, buf_.data(), buf_.size(), 0);
     if (n < 0) {
