@@ -24,6 +24,13 @@ namespace netplay {
 /// left (ProcessRegistry::kill_all is async-signal-safe).
 namespace {
 ProcessRegistry g_children;
+
+/// The run's services. Never destroyed: a step abandoned after its timeout may still be
+/// using them while the reports are written and the process exits.
+RealServices& run_services() {
+  static auto* services = new RealServices(g_children);
+  return *services;
+}
 }  // namespace
 
 namespace cli {
@@ -126,8 +133,7 @@ int run_command(const RunArgs& a, const CliIo& io) {
   opts.fail_fast = a.fail_fast;
   opts.only = a.only;
   opts.inputs = *inputs;
-  RealServices services(g_children);
-  opts.services = &services;
+  opts.services = &run_services();
 
   bool color_allowed = !a.no_color && !io.no_color_env;
   std::unique_ptr<Progress> progress;

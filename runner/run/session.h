@@ -30,7 +30,7 @@ struct RunOptions {
   std::vector<std::string> only;  // step ids; their `needs` are pulled in
   json inputs = json::object();   // resolved
   /// What steps touch of the system (netlink, processes, clock); null: the real ones
-  /// (system_services()). Must outlive the run.
+  /// (system_services()). Must outlive the run, and any step abandoned after a timeout.
   StepServices* services = nullptr;
 };
 

@@ -32,9 +32,10 @@ ProcessRunner& RealServices::processes() { return impl_->processes; }
 StepClock& RealServices::clock() { return impl_->clock; }
 
 RealServices& system_services() {
-  static ProcessRegistry registry;
-  static RealServices services(registry);
-  return services;
+  // Never destroyed: a step abandoned after its timeout may outlive main().
+  static auto* registry = new ProcessRegistry();
+  static auto* services = new RealServices(*registry);
+  return *services;
 }
 
 }  // namespace netplay

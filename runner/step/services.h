@@ -173,7 +173,7 @@ class RealServices : public StepServices {
 };
 
 /// Real services for code that runs steps without bringing its own (a StepContext or
-/// RunOptions without services, e.g. in tests): one set per process.
+/// RunOptions without services, e.g. in tests): one set per process, never destroyed.
 RealServices& system_services();
 
 }  // namespace netplay
