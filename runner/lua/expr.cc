@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
 
 #include "runner/lua/expr_detail.h"
 #include "runner/lua/expr_state.h"
@@ -71,7 +72,7 @@ std::expected<void, ExprError> protect(State& im, lua_CFunction f, void* ud) {
   lua_pushlightuserdata(L, ud);
   im.begin();
   int status = lua_pcall(L, 1, 0, base + 1);
-  im.active = false;
+  im.end();
   std::expected<void, ExprError> out;
   if (status != LUA_OK) out = std::unexpected(error_of(im, status));
   lua_settop(L, base);
@@ -114,6 +115,7 @@ int l_set_global(lua_State* L) {
     push_json(L, *a->value);
   } else {
     lua_newtable(L);
+    make_read_only(L);
   }
   lua_rawset(L, -3);
   return 0;
@@ -145,6 +147,20 @@ std::vector<std::string> refs(std::string_view src, std::string_view root) {
 
 struct ExprEngine::Impl : expr_detail::State {};
 
+namespace {
+
+/// Every live engine, for ExprEngine::overdue on the watchdog's thread.
+std::mutex& watch_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<const State*>& watched() {
+  static std::vector<const State*> v;
+  return v;
+}
+
+}  // namespace
+
 ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.limits = limits;
@@ -154,6 +170,12 @@ ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
                              limits.instructions);
   im.mem_msg =
       fmt::format("expression ran out of memory (limit {})", format_bytes(limits.memory_bytes));
+  im.convert_msg = fmt::format("expression's value is too large to convert (limit {})",
+                               format_bytes(limits.memory_bytes));
+  {
+    std::lock_guard lock(watch_mutex());
+    watched().push_back(&im);
+  }
   if (const char* path = std::getenv("NETPLAY_LUA_PATH")) {
     std::string_view rest(path);
     while (!rest.empty()) {
@@ -178,6 +200,10 @@ ExprEngine::ExprEngine(Limits limits) : impl_(std::make_unique<Impl>()) {
 }
 
 ExprEngine::~ExprEngine() {
+  {
+    std::lock_guard lock(watch_mutex());
+    std::erase(watched(), impl_.get());
+  }
   if (impl_->L) lua_close(impl_->L);
 }
 
@@ -205,13 +231,13 @@ std::expected<int, ExprError> call(State& im, int id) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, im.compiled[static_cast<size_t>(id)]);
   im.begin();
   int status = lua_pcall(L, 0, 1, base + 1);
-  im.active = false;
   if (status != LUA_OK) {
+    im.end();
     ExprError err = error_of(im, status);
     lua_settop(L, base);
     return std::unexpected(std::move(err));
   }
-  return base;
+  return base;  // still active: the caller converts the result within the limits, then ends
 }
 
 }  // namespace
@@ -312,8 +338,12 @@ std::expected<json, ExprError> ExprEngine::eval(int id) {
   auto base = call(*impl_, id);
   if (!base) return std::unexpected(base.error());
   auto v = to_json(impl_->L, -1);
+  impl_->end();
   lua_settop(impl_->L, *base);
-  if (!v) return std::unexpected(ExprError{.message = std::move(v.error())});
+  if (!v) {
+    auto kind = impl_->tripped ? ExprError::Kind::kLimit : ExprError::Kind::kError;
+    return std::unexpected(ExprError{kind, Status::kError, std::move(v.error())});
+  }
   return std::move(*v);
 }
 
@@ -321,8 +351,26 @@ std::expected<bool, ExprError> ExprEngine::eval_bool(int id) {
   auto base = call(*impl_, id);
   if (!base) return std::unexpected(base.error());
   bool v = lua_toboolean(impl_->L, -1) != 0;
+  impl_->end();
   lua_settop(impl_->L, *base);
   return v;
+}
+
+void ExprEngine::set_run_deadline(Clock::time_point deadline, std::string message) {
+  impl_->cap = deadline;
+  impl_->cap_msg = std::move(message);
+}
+
+void ExprEngine::set_interrupt(const std::atomic<bool>* flag) { impl_->interrupt = flag; }
+
+std::optional<std::string> ExprEngine::overdue(Clock::time_point now, Clock::duration grace) {
+  std::lock_guard lock(watch_mutex());
+  for (const State* im : watched()) {
+    Clock::rep until = im->busy_until.load(std::memory_order_acquire);
+    if (until != 0 && now > Clock::time_point(Clock::duration(until)) + grace)
+      return *im->deadline_msg;
+  }
+  return std::nullopt;
 }
 
 }  // namespace netplay

@@ -10,7 +10,9 @@
 /// Sandbox: no io, os.execute, load of bytecode, debug; require only from lua/;
 /// an instruction-count hook checks a monotonic deadline; an allocator caps memory.
 
+#include <atomic>
 #include <expected>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -102,6 +104,18 @@ class ExprEngine {
   /// thread-safe: one caller at a time.
   std::expected<json, ExprError> eval(int id);
   std::expected<bool, ExprError> eval_bool(int id);  // Lua truthiness
+
+  /// No evaluation outlives the run's own deadline (--timeout): one that reaches it ends
+  /// with `message` ("run timed out after 2s") as a limit.
+  void set_run_deadline(Clock::time_point deadline, std::string message);
+  /// While *flag is true (Ctrl-C) every evaluation ends at its next check, as a limit
+  /// ("interrupted").
+  void set_interrupt(const std::atomic<bool>* flag);
+
+  /// For a watchdog on another thread: the limit an evaluation of any engine has overrun
+  /// by more than `grace`, which means it is stuck inside a C function no check reaches.
+  /// Such an evaluation will not return in time; the caller must end the run without it.
+  static std::optional<std::string> overdue(Clock::time_point now, Clock::duration grace);
 
  private:
   struct Impl;

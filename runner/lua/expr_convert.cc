@@ -10,14 +10,42 @@
 #include <map>
 
 #include "runner/lua/expr_detail.h"
+#include "runner/lua/expr_state.h"
 
 namespace netplay::expr_detail {
 namespace {
 
 constexpr int kMaxDepth = 100;
 char null_tag;
+char frozen_tag;  // key, in a read-only view's metatable, of the table it shows
+
+int l_frozen_write(lua_State* L) {
+  return luaL_error(L, "cannot assign to a read-only table (inputs, env, steps, facts and the "
+                       "libraries are read-only)");
+}
+
+/// The table a read-only view shows (arg 1 is the view).
+void push_viewed(lua_State* L) {
+  lua_getmetatable(L, 1);
+  lua_rawgetp(L, -1, &frozen_tag);
+  lua_remove(L, -2);
+}
+
+int l_frozen_len(lua_State* L) {
+  push_viewed(L);
+  lua_pushinteger(L, static_cast<lua_Integer>(lua_rawlen(L, -1)));
+  return 1;
+}
+
+int l_frozen_pairs(lua_State* L) {
+  lua_pushcfunction(L, frozen_next);
+  push_viewed(L);
+  lua_pushnil(L);
+  return 3;
+}
 
 void push_json_at(lua_State* L, const json& v, int depth, bool in_array) {
+  // (Tables are wrapped in read-only views once built, below.)
   if (depth > kMaxDepth) luaL_error(L, "value nested too deeply (more than %d levels)", kMaxDepth);
   luaL_checkstack(L, 4, "value nested too deeply");
   switch (v.type()) {
@@ -59,6 +87,7 @@ void push_json_at(lua_State* L, const json& v, int depth, bool in_array) {
         push_json_at(L, e, depth + 1, true);
         lua_rawseti(L, -2, i++);
       }
+      make_read_only(L);
       return;
     }
     case json::value_t::object: {
@@ -70,6 +99,7 @@ void push_json_at(lua_State* L, const json& v, int depth, bool in_array) {
         push_json_at(L, val, depth + 1, false);
         lua_rawset(L, -3);
       }
+      make_read_only(L);
       return;
     }
     default:  // binary, discarded: nothing a playbook can produce
@@ -131,7 +161,37 @@ json number_at(lua_State* L, int idx) {
   return lua_tonumber(L, idx);
 }
 
-std::expected<json, std::string> convert(lua_State* L, int idx, int depth);
+/// What a conversion may still spend: a value built from shared references (one 16 MiB
+/// string referenced 200,000 times, a table nested 60 deep by two references to the one
+/// below) is small in Lua and enormous as JSON. The JSON is held to the state's memory
+/// cap and the evaluation's deadline; exceeding either trips the limit (State::tripped).
+struct Budget {
+  State* im = nullptr;
+  size_t bytes_left = 0;
+  unsigned until_clock = 0;  // nodes until the next look at the clock
+
+  bool spend(size_t bytes) {
+    if (im->tripped) return false;
+    if (bytes > bytes_left) {
+      im->tripped = &im->convert_msg;
+      return false;
+    }
+    bytes_left -= bytes;
+    if (until_clock-- == 0) {
+      until_clock = 1024;
+      if (im->active && Clock::now() > im->deadline) {
+        im->tripped = im->deadline_msg;
+        return false;
+      }
+    }
+    return true;
+  }
+  std::unexpected<std::string> failed() const { return std::unexpected(*im->tripped); }
+};
+
+constexpr size_t kNodeBytes = sizeof(json);
+
+std::expected<json, std::string> convert(lua_State* L, int idx, int depth, Budget& b);
 
 std::expected<std::string, std::string> key_text(lua_State* L, int idx) {
   switch (lua_type(L, idx)) {
@@ -150,7 +210,7 @@ std::expected<std::string, std::string> key_text(lua_State* L, int idx) {
   }
 }
 
-std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth) {
+std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth, Budget& b) {
   if (depth > kMaxDepth) {
     return std::unexpected(
         fmt::format("value nested too deeply (more than {} levels, a cycle?)", kMaxDepth));
@@ -176,7 +236,7 @@ std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth)
     json arr = json::array();
     for (lua_Integer i = 1; i <= count; ++i) {
       lua_rawgeti(L, idx, i);
-      auto v = convert(L, -1, depth + 1);
+      auto v = convert(L, -1, depth + 1, b);
       lua_pop(L, 1);
       if (!v) return v;
       arr.push_back(std::move(*v));
@@ -187,7 +247,8 @@ std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth)
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     auto key = key_text(L, -2);
-    auto v = key ? convert(L, -1, depth + 1) : std::unexpected(key.error());
+    if (key && !b.spend(key->size() + kNodeBytes)) key = b.failed();
+    auto v = key ? convert(L, -1, depth + 1, b) : std::unexpected(key.error());
     lua_pop(L, 1);
     if (!v) {
       lua_pop(L, 1);
@@ -200,7 +261,10 @@ std::expected<json, std::string> convert_table(lua_State* L, int idx, int depth)
   return obj;
 }
 
-std::expected<json, std::string> convert(lua_State* L, int idx, int depth) {
+std::expected<json, std::string> convert(lua_State* L, int idx, int depth, Budget& b) {
+  size_t len = 0;
+  if (lua_type(L, idx) == LUA_TSTRING) lua_tolstring(L, idx, &len);
+  if (!b.spend(kNodeBytes + len)) return b.failed();
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
     case LUA_TNONE:
@@ -211,8 +275,13 @@ std::expected<json, std::string> convert(lua_State* L, int idx, int depth) {
       return number_at(L, idx);
     case LUA_TSTRING:
       return string_at(L, idx);
-    case LUA_TTABLE:
-      return convert_table(L, idx, depth);
+    case LUA_TTABLE: {
+      if (!lua_checkstack(L, 2)) return std::unexpected("value nested too deeply");
+      if (!push_read_only_target(L, idx)) return convert_table(L, idx, depth, b);
+      auto v = convert_table(L, -1, depth, b);
+      lua_pop(L, 1);
+      return v;
+    }
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, idx) == null_sentinel()) return json(nullptr);
       [[fallthrough]];
@@ -226,8 +295,50 @@ std::expected<json, std::string> convert(lua_State* L, int idx, int depth) {
 
 void* null_sentinel() { return &null_tag; }
 
+void make_read_only(lua_State* L) {
+  luaL_checkstack(L, 3, "value nested too deeply");
+  lua_createtable(L, 0, 0);  // the view
+  lua_createtable(L, 0, 7);  // its metatable
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -3);
+  lua_rawsetp(L, -2, &frozen_tag);
+  lua_pushcfunction(L, l_frozen_write);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, l_frozen_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, l_frozen_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_replace(L, -2);
+}
+
+bool push_read_only_target(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return false;
+  if (lua_rawgetp(L, -1, &frozen_tag) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return false;
+  }
+  lua_remove(L, -2);
+  return true;
+}
+
+int frozen_next(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (push_read_only_target(L, 1)) lua_replace(L, 1);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
 void push_json(lua_State* L, const json& v) { push_json_at(L, v, 0, false); }
 
-std::expected<json, std::string> to_json(lua_State* L, int idx) { return convert(L, idx, 0); }
+std::expected<json, std::string> to_json(lua_State* L, int idx) {
+  Budget b{state_of(L), state_of(L)->limits.memory_bytes};
+  return convert(L, idx, 0, b);
+}
 
 }  // namespace netplay::expr_detail

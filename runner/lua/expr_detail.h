@@ -19,6 +19,16 @@ void* null_sentinel();
 /// a protected call. Nulls in objects are left out; nulls in arrays become the sentinel.
 void push_json(lua_State* L, const json& v);
 
+/// Replaces the table on top of the stack with a read-only view of it: reads, `#`,
+/// pairs, ipairs and next see the table, writes raise. Scripts cannot reach the table
+/// behind it, so a hook cannot change what later expressions see.
+void make_read_only(lua_State* L);
+/// Pushes the table behind the read-only view at `idx` and returns true; false (nothing
+/// pushed) when it is not a view. Never raises.
+bool push_read_only_target(lua_State* L, int idx);
+/// next() that walks a read-only view's table (the sandbox's `next`).
+int frozen_next(lua_State* L);
+
 /// Converts the Lua value at `idx` without raising: a table with keys 1..n is an array
 /// (an empty table too), any other table an object with sorted keys.
 std::expected<json, std::string> to_json(lua_State* L, int idx);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -29,7 +30,7 @@ void* limited_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
     // instructions: check the deadline here too. The failure surfaces as a memory error
     // that error_text reports as the time limit.
     if (im->active && nsize >= kCheckedAllocBytes && !im->tripped && Clock::now() > im->deadline) {
-      im->tripped = &im->time_msg;
+      im->tripped = im->deadline_msg;
     }
     if (im->tripped) return nullptr;
   }
@@ -48,7 +49,9 @@ void limit_hook(lua_State* L, lua_Debug* ar) {
     if (im->instructions > im->limits.instructions) {
       im->tripped = &im->instr_msg;
     } else if (Clock::now() > im->deadline) {
-      im->tripped = &im->time_msg;
+      im->tripped = im->deadline_msg;
+    } else if (im->interrupt && im->interrupt->load(std::memory_order_relaxed)) {
+      im->tripped = &im->interrupt_msg;
     }
   }
   // Once tripped, every later check raises again, so a script's own pcall cannot keep it alive.
@@ -170,8 +173,12 @@ int l_ran(lua_State* L) {
   return 1;
 }
 
-/// __index of a steps.<id> table: converts facts on first access.
-int l_step_facts(lua_State* L) {
+/// __index of a steps.<id> view: the fields of its table (upvalue 3), and facts, converted
+/// on first access.
+int l_step_field(lua_State* L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL) return 1;
   size_t n = 0;
   const char* key = lua_tolstring(L, 2, &n);
   if (lua_type(L, 2) != LUA_TSTRING || std::string_view(key, n) != "facts") return 0;
@@ -179,16 +186,17 @@ int l_step_facts(lua_State* L) {
   if (entry->version != static_cast<unsigned>(lua_tointeger(L, lua_upvalueindex(2))) ||
       !(entry->facts.is_object() || entry->facts.is_array())) {
     lua_newtable(L);  // replaced by a retry, or no facts: an empty table, not nil
+    make_read_only(L);
   } else {
     push_json(L, entry->facts);
   }
   lua_pushliteral(L, "facts");
   lua_pushvalue(L, -2);
-  lua_rawset(L, 1);
+  lua_rawset(L, lua_upvalueindex(3));
   return 1;
 }
 
-/// Pushes the table for steps.<id>, building it on first access.
+/// Pushes the read-only view of steps.<id>, building it on first access.
 int push_step(lua_State* L, std::string_view id, StepEntry& e) {
   if (e.ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, e.ref);
@@ -202,12 +210,16 @@ int push_step(lua_State* L, std::string_view id, StepEntry& e) {
   lua_setfield(L, -2, "message");
   lua_pushlstring(L, id.data(), id.size());
   lua_setfield(L, -2, "id");
-  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, -1);
+  make_read_only(L);  // table, view
+  lua_getmetatable(L, -1);
   lua_pushlightuserdata(L, &e);
   lua_pushinteger(L, e.version);
-  lua_pushcclosure(L, l_step_facts, 2);
+  lua_pushvalue(L, -5);
+  lua_pushcclosure(L, l_step_field, 3);
   lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  lua_remove(L, -2);
   lua_pushvalue(L, -1);
   e.ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
@@ -299,20 +311,20 @@ int l_require(lua_State* L) {
   if (lua_getfield(L, 2, name) != LUA_TNIL) return 1;
   lua_pop(L, 1);
   State* im = state_of(L);
+  lua_pushfstring(L, "=%s.lua", name);  // 3: the chunk name
   int status;
   {
-    // Objects in this block are gone before anything can raise past them, except a
-    // memory error while pushing the message (which then only leaks the message).
+    // Objects in this block are gone before anything can raise past them: what could
+    // raise inside it runs protected (loading reports a memory error as a status).
     auto src = read_module(*im, std::string_view(name, n));
     if (!src) {
-      lua_pushlstring(L, src.error().data(), src.error().size());
+      push_protected(L, src.error());
       status = LUA_ERRFILE;
     } else {
-      lua_pushfstring(L, "=%s.lua", name);
-      status = luaL_loadbufferx(L, src->data(), src->size(), lua_tostring(L, -1), "t");
-      lua_remove(L, -2);
+      status = luaL_loadbufferx(L, src->data(), src->size(), lua_tostring(L, 3), "t");
     }
   }
+  lua_remove(L, 3);
   if (status != LUA_OK) return lua_error(L);
   // _ENV: a table of its own over the built-ins, never the real globals; a module's
   // globals stay private to it.
@@ -328,6 +340,9 @@ int l_require(lua_State* L) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
   }
+  // What a module exports is shared by every later expression: read-only, like the
+  // libraries (the module's own code keeps its table and may change it).
+  if (lua_type(L, -1) == LUA_TTABLE) make_read_only(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, 2, name);
   return 1;
@@ -347,11 +362,39 @@ int l_global_index(lua_State* L) {
   return 1;
 }
 
-/// Lua's pattern matcher backtracks in C, where no hook can stop it: "a-a-a-b" against
-/// 2000 bytes runs for hours. Patterns with two or more backtracking repetitions must have
-/// a worst-case number of tries within budget (about a second of matching).
-constexpr double kPatternBudget = 1e9;
+/// Raises the limit that ended the evaluation: the caller's check found it tripped.
+[[noreturn]] void raise_tripped(lua_State* L, State* im) {
+  lua_pushlstring(L, im->tripped->data(), im->tripped->size());
+  lua_error(L);
+  std::abort();  // lua_error does not return
+}
 
+/// The deadline and Ctrl-C, checked by C functions that loop where the count hook cannot
+/// reach (the hook itself runs only between Lua instructions and on calls).
+void check_deadline(lua_State* L) {
+  State* im = state_of(L);
+  if (!im->active) return;
+  if (!im->tripped) {
+    if (Clock::now() > im->deadline)
+      im->tripped = im->deadline_msg;
+    else if (im->interrupt && im->interrupt->load(std::memory_order_relaxed))
+      im->tripped = &im->interrupt_msg;
+  }
+  if (im->tripped) raise_tripped(L, im);
+}
+
+/// Lua's pattern matcher backtracks in C, where no hook can stop it. Two defences:
+/// a pattern with two or more backtracking items must have a worst case within budget
+/// (about a second of matching), and an unanchored find/match with one such item on a long
+/// string tries each start position as a separate anchored match, with the deadline
+/// checked between them (one anchored try of one item is linear in the string).
+constexpr double kPatternBudget = 1e9;
+/// Subjects up to this size are matched by Lua directly: one backtracking item costs at
+/// most about n^2 / 2 steps there, a few milliseconds.
+constexpr size_t kDirectMatchBytes = 4096;
+
+/// Backtracking items of a Lua pattern: repetitions (`*`, `+`, `-`) and balanced matches
+/// (`%bxy`, which scan to the end of the subject when unbalanced).
 int backtracking_items(std::string_view p) {
   int k = 0;
   size_t i = 0;
@@ -359,7 +402,8 @@ int backtracking_items(std::string_view p) {
     char c = p[i];
     if (c == '%') {
       if (i + 1 < p.size() && p[i + 1] == 'b') {
-        i += 4;  // %bxy: balanced match, no repetition of its own
+        i += 4;  // %bxy: a balanced match
+        ++k;
         continue;
       }
       if (i + 1 < p.size() && p[i + 1] == 'f') {
@@ -384,19 +428,69 @@ int backtracking_items(std::string_view p) {
   return k;
 }
 
-/// Wraps string.find/match/gmatch/gsub (upvalue 1: the original function).
+/// The byte every match of `p` must start with, when its first item is a plain character
+/// that is not optional; 0 otherwise.
+char literal_start(std::string_view p) {
+  if (p.empty() || std::string_view("^$*+?.([%-]").find(p[0]) != std::string_view::npos) return 0;
+  if (p.size() > 1 && (p[1] == '*' || p[1] == '-' || p[1] == '?')) return 0;
+  return p[0];
+}
+
+enum class PatternFn { kFind, kMatch, kOther };
+
+/// find/match of an unanchored pattern, one anchored try per start position (stack: s, p,
+/// init; upvalue 1: the original function). Same results as Lua's own loop.
+int match_by_position(lua_State* L, std::string_view subject, std::string_view pattern) {
+  auto n = static_cast<lua_Integer>(subject.size());
+  lua_Integer init = luaL_optinteger(L, 3, 1);
+  if (init < 0) init = std::max<lua_Integer>(n + init + 1, 1);
+  if (init == 0) init = 1;
+  if (init > n + 1) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_settop(L, 2);
+  lua_pushliteral(L, "^");
+  lua_pushvalue(L, 2);
+  lua_concat(L, 2);  // 3: the anchored pattern
+  char first = literal_start(pattern);
+  for (lua_Integer pos = init; pos <= n + 1; ++pos) {
+    if (first) {
+      const void* hit = pos <= n ? std::memchr(subject.data() + pos - 1, first,
+                                               static_cast<size_t>(n - pos + 1))
+                                 : nullptr;
+      if (!hit) break;
+      pos = static_cast<const char*>(hit) - subject.data() + 1;
+    }
+    if ((pos & 0xff) == 0) check_deadline(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_pushinteger(L, pos);
+    lua_call(L, 3, LUA_MULTRET);
+    if (lua_gettop(L) > 3 && !lua_isnil(L, 4)) return lua_gettop(L) - 3;
+    lua_settop(L, 3);
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/// Wraps string.find/match/gmatch/gsub (upvalue 1: the original function; upvalue 2:
+/// which one, a PatternFn).
 int l_guarded_pattern(lua_State* L) {
   size_t n = 0, m = 0;
   const char* subject = lua_tolstring(L, 1, &n);
   const char* pattern = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &m) : nullptr;
-  // find(s, p, init, true) matches plainly; upvalue 2 says whether this is find.
-  bool plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+  auto fn = static_cast<PatternFn>(lua_tointeger(L, lua_upvalueindex(2)));
+  // find(s, p, init, true) matches plainly.
+  bool plain = fn == PatternFn::kFind && lua_toboolean(L, 4);
   if (subject && pattern && !plain) {
     std::string_view pat(pattern, m);
+    bool anchored = pat.starts_with("^") && fn != PatternFn::kOther;
     int k = backtracking_items(pat);
     if (k >= 2) {
       // k nested repetitions choose k split points: about n^k / k! tries per start position.
-      double cost = std::pow(static_cast<double>(n) + 1, k + (pat.starts_with("^") ? 0 : 1)) /
+      double cost = std::pow(static_cast<double>(n) + 1, k + (anchored ? 0 : 1)) /
                     std::tgamma(k + 1);
       if (cost > kPatternBudget) {
         return luaL_error(L,
@@ -404,6 +498,8 @@ int l_guarded_pattern(lua_State* L) {
                           "string (anchor it with ^, or split the work)",
                           pattern, k, static_cast<int>(n));
       }
+    } else if (k == 1 && !anchored && n > kDirectMatchBytes && fn != PatternFn::kOther) {
+      return match_by_position(L, std::string_view(subject, n), pat);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -412,7 +508,70 @@ int l_guarded_pattern(lua_State* L) {
   return lua_gettop(L);
 }
 
+/// string.rep without its two escapes from every limit: an empty string repeated 2^62
+/// times loops in C for years, a long result is refused before it is built.
+int l_bounded_rep(lua_State* L) {
+  size_t len = 0, sep_len = 0;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer count = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &sep_len);
+  if (count <= 0 || len + sep_len == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  State* im = state_of(L);
+  if (static_cast<lua_Unsigned>(count) > im->limits.memory_bytes / (len + sep_len) + 1) {
+    if (!im->active) return luaL_error(L, "%s", im->mem_msg.c_str());
+    im->tripped = &im->mem_msg;  // the memory limit, as if the allocation had failed
+    raise_tripped(L, im);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/// table.move over a bounded range: moving nils allocates nothing, so a range of 2^53
+/// elements would loop in C far past every deadline.
+int l_bounded_move(lua_State* L) {
+  lua_Integer first = luaL_checkinteger(L, 2);
+  lua_Integer last = luaL_checkinteger(L, 3);
+  State* im = state_of(L);
+  auto most = static_cast<lua_Unsigned>(im->limits.memory_bytes / 4);
+  if (last >= first && static_cast<lua_Unsigned>(last) - static_cast<lua_Unsigned>(first) >= most) {
+    return luaL_error(L, "table.move: a range of more than %I elements", static_cast<lua_Integer>(most));
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/// Replaces lib[name] with `wrapper`, which finds the original as upvalue 1 (the table is
+/// on top of the stack).
+void wrap_fn(lua_State* L, const char* name, lua_CFunction wrapper) {
+  lua_getfield(L, -1, name);
+  lua_pushcclosure(L, wrapper, 1);
+  lua_setfield(L, -2, name);
+}
+
 }  // namespace
+
+namespace {
+
+int push_text(lua_State* L) {
+  const auto* text = static_cast<const std::string*>(lua_touserdata(L, 1));
+  lua_pushlstring(L, text->data(), text->size());
+  return 1;
+}
+
+}  // namespace
+
+int push_protected(lua_State* L, const std::string& text) {
+  lua_pushcfunction(L, push_text);
+  lua_pushlightuserdata(L, const_cast<std::string*>(&text));
+  return lua_pcall(L, 1, 1, 0);
+}
 
 int template_str(lua_State* L) {
   switch (lua_type(L, 1)) {
@@ -430,18 +589,20 @@ int template_str(lua_State* L) {
       break;
     case LUA_TTABLE: {
       if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) break;
-      std::string text;
       bool ok = false;
-      try {
-        auto v = to_json(L, 1);
-        ok = v.has_value();
-        text = ok ? v->dump(-1, ' ', false, json::error_handler_t::replace) : v.error();
-      } catch (const std::exception& e) {
-        text = e.what();
-      }
-      // A memory error here leaks `text`; nothing worse.
-      lua_pushlstring(L, text.data(), text.size());
-      if (!ok) return lua_error(L);
+      int pushed;
+      {
+        std::string text;
+        try {
+          auto v = to_json(L, 1);
+          ok = v.has_value();
+          text = ok ? v->dump(-1, ' ', false, json::error_handler_t::replace) : v.error();
+        } catch (const std::exception& e) {
+          text = e.what();
+        }
+        pushed = push_protected(L, text);
+      }  // `text` is freed here, before anything below can raise past it
+      if (pushed != LUA_OK || !ok) return lua_error(L);
       return 1;
     }
     default:
@@ -453,15 +614,24 @@ int template_str(lua_State* L) {
 
 namespace {
 
-constexpr const char* kBaseNames[] = {"assert", "error",    "ipairs",       "next",    "pairs",
-                                      "select", "tonumber", "tostring",     "type",    "rawequal",
-                                      "rawlen", "rawget",   "getmetatable", "_VERSION"};
+constexpr const char* kBaseNames[] = {"assert",   "error",    "ipairs",   "pairs",
+                                      "select",   "tonumber", "tostring", "type",
+                                      "rawequal", "getmetatable", "_VERSION"};
 constexpr const char* kLibNames[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
                                      LUA_UTF8LIBNAME};
 
 void set_fn(lua_State* L, const char* name, lua_CFunction f) {
   lua_pushcfunction(L, f);
   lua_setfield(L, -2, name);
+}
+
+/// rawlen and rawget (upvalue 1) see the table behind a read-only view, as next does.
+int l_raw_through_view(lua_State* L) {
+  if (push_read_only_target(L, 1)) lua_replace(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
 }
 
 /// __newindex of the sandbox: scripts may create globals, but not shadow what netplay
@@ -495,12 +665,17 @@ int setup_sandbox(lua_State* L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
-  for (const char* fn : {"find", "match", "gmatch", "gsub"}) {
+  for (auto [fn, kind] : {std::pair("find", PatternFn::kFind), std::pair("match", PatternFn::kMatch),
+                           std::pair("gmatch", PatternFn::kOther), std::pair("gsub", PatternFn::kOther)}) {
     lua_getfield(L, -1, fn);
-    lua_pushboolean(L, std::string_view(fn) == "find");
+    lua_pushinteger(L, static_cast<lua_Integer>(kind));
     lua_pushcclosure(L, l_guarded_pattern, 2);
     lua_setfield(L, -2, fn);
   }
+  wrap_fn(L, "rep", l_bounded_rep);
+  lua_getglobal(L, LUA_TABLIBNAME);
+  wrap_fn(L, "move", l_bounded_move);
+  lua_pop(L, 1);
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
   lua_pushboolean(L, 0);
@@ -512,8 +687,17 @@ int setup_sandbox(lua_State* L) {
     lua_getglobal(L, name);
     lua_setfield(L, 1, name);
   }
+  for (const char* name : {"rawlen", "rawget"}) {
+    lua_getglobal(L, name);
+    lua_pushcclosure(L, l_raw_through_view, 1);
+    lua_setfield(L, 1, name);
+  }
+  set_fn(L, "next", frozen_next);
+  // The libraries are read-only views: a hook cannot replace string.upper for later
+  // expressions (strings' own methods are the real table, reachable only for reading).
   for (const char* name : kLibNames) {
     lua_getglobal(L, name);
+    make_read_only(L);
     lua_setfield(L, 1, name);
   }
   lua_getglobal(L, LUA_TABLIBNAME);
@@ -540,6 +724,7 @@ int setup_sandbox(lua_State* L) {
   set_fn(L, "ran", l_ran);
   lua_pushlightuserdata(L, null_sentinel());
   lua_setfield(L, -2, "null");
+  make_read_only(L);
   lua_setfield(L, 1, "netplay");
 
   lua_newtable(L);  // steps: entries appear through __index

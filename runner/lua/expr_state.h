@@ -2,6 +2,7 @@
 /// The state behind an ExprEngine, shared by its source files. C functions called from
 /// Lua reach it through the lua_State's extra space.
 
+#include <atomic>
 #include <filesystem>
 #include <lua.hpp>
 #include <optional>
@@ -41,6 +42,16 @@ struct State {
   long long instructions = 0;
   Clock::time_point deadline;
   std::string time_msg, instr_msg, mem_msg;
+  std::string convert_msg;  // a value too large to convert to JSON
+  /// The run's own deadline (--timeout), which no evaluation outlives, and what reaching
+  /// it is called ("run timed out after 2s").
+  std::optional<Clock::time_point> cap;
+  std::string cap_msg;
+  const std::string* deadline_msg = &time_msg;  // time_msg or cap_msg: whichever is sooner
+  const std::atomic<bool>* interrupt = nullptr;  // Ctrl-C: ends an evaluation at once
+  std::string interrupt_msg = "interrupted";
+  /// The deadline of the evaluation in progress (0: none), for the watchdog thread.
+  std::atomic<Clock::rep> busy_until{0};
   int base_ref = LUA_NOREF;     // built-ins, inputs, steps, env: names scripts cannot assign
   int sandbox_ref = LUA_NOREF;  // _ENV of every chunk: script globals, __index = base
   std::vector<int> compiled;    // id -> registry ref of the function
@@ -53,7 +64,17 @@ struct State {
     instructions = 0;
     tripped = nullptr;
     deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(limits.time);
+    deadline_msg = &time_msg;
+    if (cap && *cap < deadline) {
+      deadline = *cap;
+      deadline_msg = &cap_msg;
+    }
     active = true;
+    busy_until.store(deadline.time_since_epoch().count(), std::memory_order_release);
+  }
+  void end() {
+    active = false;
+    busy_until.store(0, std::memory_order_release);
   }
 };
 
@@ -74,6 +95,10 @@ void limit_hook(lua_State* L, lua_Debug* ar);
 int message_handler(lua_State* L);
 /// Builds the sandbox (protected call; no arguments).
 int setup_sandbox(lua_State* L);
+/// Pushes `text` as a Lua string in a protected call, so that a memory error cannot unwind
+/// past the C++ frame that owns `text` (and leak it). Returns the pcall status; on failure
+/// the error is pushed instead.
+int push_protected(lua_State* L, const std::string& text);
 /// tostring() for the parts of a mixed template: nil renders as "", tables as JSON.
 int template_str(lua_State* L);
 

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -389,6 +390,116 @@ TEST(Expr, MemoryBombsFailWithoutCrashing) {
   EXPECT_EQ(error_of(run_chunk(e, "local s = 'x' while true do s = s .. s end")),
             "expression ran out of memory (limit 16 MiB)");
   EXPECT_EQ(run(e, "#string.rep('x', 1000)"), json(1000));  // garbage was reclaimed
+}
+
+TEST(Expr, CFunctionsThatLoopStayWithinTheLimits) {
+  // Each of these once ran inside a C function for hours, where no hook fires.
+  ExprEngine e(ExprEngine::Limits{.time = Millis(200)});
+  EXPECT_EQ(run(e, "#string.rep('', 2^62)"), json(0));
+  EXPECT_EQ(run(e, "#string.rep('', 2^62, '')"), json(0));
+  EXPECT_EQ(error_of(run(e, "#string.rep('', 2^62, ',')")),
+            "expression ran out of memory (limit 64 MiB)");
+  EXPECT_THAT(error_of(run(e, "table.move({}, 1, 2^53, 2)")),
+              HasSubstr("table.move: a range of more than"));
+  for (const char* src : {"string.rep('a', 300000):find('.-b')",
+                          "string.rep('(', 300000):find('%b()')",
+                          "string.rep('a', 300000):match('a-b')"}) {
+    ExprError err = chunk_error(e, std::string("return ") + src);
+    EXPECT_EQ(err.kind, ExprError::Kind::kLimit) << src;
+    EXPECT_EQ(err.message, "expression exceeded its time limit (200ms)") << src;
+  }
+  EXPECT_EQ(run(e, "1 + 1"), json(2));  // the engine is usable afterwards
+}
+
+TEST(Expr, LongSubjectsMatchAsLuaWould) {
+  // Long subjects take the bounded path (one anchored try per start position); the results
+  // are Lua's own.
+  ExprEngine e;
+  std::string pad = "string.rep('x', 10000)";
+  EXPECT_EQ(run(e, "{(" + pad + " .. 'abc'):find('a.-c')}"), json({10001, 10003}));
+  EXPECT_EQ(run(e, "{(" + pad + " .. 'k=42;'):find('k=(%d+)')}"), json({10001, 10004, "42"}));
+  EXPECT_EQ(run(e, "(" + pad + " .. ' inet 10.0.0.1/24 '):match('inet (%S+)')"),
+            json("10.0.0.1/24"));
+  EXPECT_EQ(run(e, "(" + pad + " .. 'ab' .. " + pad + " .. 'ab'):find('a%a+', -5)"),
+            json(20003));
+  EXPECT_EQ(run(e, "{(" + pad + "):find('()x+$')}"), json({1, 10000, 1}));
+  EXPECT_EQ(run(e, "(" + pad + "):find('y-z', 20000)"), json(nullptr));
+  EXPECT_EQ(run(e, "(" + pad + "):find('x*', 10001)"), json(10001));  // empty match at the end
+  EXPECT_EQ(run(e, "(" + pad + " .. '(a(b)c)'):match('%b()')"), json("(a(b)c)"));
+  EXPECT_EQ(run(e, "(" + pad + "):match('x+y')"), json(nullptr));
+}
+
+TEST(Expr, ConversionToJsonIsBounded) {
+  ExprEngine e(ExprEngine::Limits{.memory_bytes = 32u << 20, .time = Millis(2'000)});
+  // 200,000 references to one 1 MiB string: 200 GB as JSON.
+  ExprError wide = chunk_error(
+      e, "local s = string.rep('x', 1 << 20) local t = {} for i = 1, 200000 do t[i] = s end "
+         "return t");
+  EXPECT_EQ(wide.kind, ExprError::Kind::kLimit);
+  EXPECT_EQ(wide.message, "expression's value is too large to convert (limit 32 MiB)");
+  // 2^60 paths through 60 levels of shared references.
+  ExprError deep = chunk_error(e, "local t = {} for i = 1, 60 do t = {t, t} end return t");
+  EXPECT_EQ(deep.kind, ExprError::Kind::kLimit);
+  // The same inside a template's text.
+  auto id = e.compile_template("x{{ (function() local t = {} for i = 1, 60 do t = {t, t} end "
+                               "return t end)() }}");
+  ASSERT_TRUE(id.has_value()) << id.error();
+  auto v = e.eval(*id);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().kind, ExprError::Kind::kLimit);
+  EXPECT_EQ(run(e, "{1, {2}}"), json::parse("[1,[2]]"));
+}
+
+TEST(Expr, InputsStepsAndLibrariesAreReadOnly) {
+  ExprEngine e;
+  e.set_inputs(json{{"port", 4789}, {"hosts", {"a", "b"}}, {"m", {{"k", "v"}}}});
+  e.set_step_result("vtep", Status::kFail, "down", json{{"mtu", 1450}, {"list", {1, 2}}});
+  for (const char* src : {"inputs.port = 1", "inputs.hosts[1] = 'z'", "inputs.m.k = 'w'",
+                          "string.upper = nil", "table.insert = nil", "math.pi = 3",
+                          "steps.vtep.status = 'pass'", "steps.vtep.facts.mtu = 9000",
+                          "table.insert(inputs.hosts, 'c')", "netplay.fail = nil",
+                          "net.silk_host_iface = nil"}) {
+    EXPECT_THAT(error_of(run_chunk(e, src)), HasSubstr("read-only")) << src;
+  }
+  // Reading works as on any table.
+  EXPECT_EQ(run(e, "#inputs.hosts"), json(2));
+  EXPECT_EQ(run_chunk(e, "local n = 0 for _ in pairs(inputs.m) do n = n + 1 end return n"),
+            json(1));
+  EXPECT_EQ(run_chunk(e, "local s = '' for _, h in ipairs(inputs.hosts) do s = s .. h end "
+                         "return s"),
+            json("ab"));
+  EXPECT_EQ(run(e, "next(inputs.hosts) ~= nil and rawlen(inputs.hosts) == 2 and "
+                   "rawget(inputs.hosts, 2) == 'b'"),
+            json(true));
+  EXPECT_EQ(run(e, "table.concat(inputs.hosts, ',')"), json("a,b"));
+  EXPECT_EQ(run(e, "inputs"), json::parse(R"({"hosts":["a","b"],"m":{"k":"v"},"port":4789})"));
+  EXPECT_EQ(run(e, "steps.vtep.facts"), json::parse(R"({"list":[1,2],"mtu":1450})"));
+  EXPECT_EQ(run(e, "steps.vtep.status .. steps.vtep.message"), json("faildown"));
+  EXPECT_EQ(run(e, "string.upper('x') .. ('y'):upper()"), json("XY"));
+}
+
+TEST(Expr, InterruptEndsAnEvaluation) {
+  ExprEngine e;
+  std::atomic<bool> flag{false};
+  e.set_interrupt(&flag);
+  auto id = e.compile_chunk("while true do end");
+  ASSERT_TRUE(id.has_value());
+  flag = true;  // Ctrl-C
+  auto v = e.eval(*id);
+  ASSERT_FALSE(v.has_value());
+  ExprError err = v.error();
+  EXPECT_EQ(err.kind, ExprError::Kind::kLimit);
+  EXPECT_EQ(err.message, "interrupted");
+  flag = false;
+  EXPECT_EQ(run(e, "1 + 1"), json(2));
+}
+
+TEST(Expr, TheRunDeadlineCapsEveryEvaluation) {
+  ExprEngine e(ExprEngine::Limits{.instructions = 1LL << 60});  // 2 s of its own
+  e.set_run_deadline(Clock::now() + std::chrono::milliseconds(50), "run timed out after 50ms");
+  ExprError err = chunk_error(e, "while true do end");
+  EXPECT_EQ(err.kind, ExprError::Kind::kLimit);
+  EXPECT_EQ(err.message, "run timed out after 50ms");
 }
 
 TEST(Expr, DeliberateVerdictsAreTyped) {

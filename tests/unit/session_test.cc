@@ -30,7 +30,7 @@ class EchoStep : public Step {
  public:
   const StepSpec& spec() const override {
     static const StepSpec s{
-        .name = "session.echo",
+        .name = "test.session_echo",
         .summary = "test: echo",
         .params = {{.name = "value", .type = ValueType::kAny},
                    {.name = "status", .type = ValueType::kString, .default_value = "pass"},
@@ -62,7 +62,7 @@ class EchoStep : public Step {
 const Step* echo() {
   static const bool added = Registry::instance().add(std::make_unique<EchoStep>()).has_value();
   EXPECT_TRUE(added);
-  return Registry::instance().find("session.echo");
+  return Registry::instance().find("test.session_echo");
 }
 
 Plan load(const std::string& body) {
@@ -97,7 +97,7 @@ const StepResult& result(const RunReport& r, const std::string& id) {
 constexpr char kCounting[] = R"~(inputs: {who: {type: string, default: x}}
 steps:
   - id: a
-    uses: session.echo
+    uses: test.session_echo
     with: {value: "{{ inputs.who }}"}
     hooks:
       after: |
@@ -140,7 +140,7 @@ TEST(Session, ValidationRunsNoScriptIntoARun) {
   // The loader compiles every expression; nothing of that reaches a run's Lua state.
   const Plan plan = load(R"~(steps:
   - id: a
-    uses: session.echo
+    uses: test.session_echo
     when: "rawget(_G, 'leak') == nil"
 )~");
   EXPECT_EQ(plan.exprs.size(), 1u);
@@ -150,12 +150,12 @@ TEST(Session, ValidationRunsNoScriptIntoARun) {
 TEST(Session, GraphIsBuiltOnceAtLoad) {
   const Plan plan = load(R"~(steps:
   - id: a
-    uses: session.echo
+    uses: test.session_echo
   - id: b
-    uses: session.echo
+    uses: test.session_echo
     needs: [a]
   - id: c
-    uses: session.echo
+    uses: test.session_echo
     when: "steps.b.status == 'pass'"
 )~");
   ASSERT_EQ(plan.graph.size(), 3u);
@@ -169,10 +169,10 @@ TEST(Session, LiteralDurationsStayCanonical) {
   const Plan plan = load(R"~(inputs: {w: {type: duration, default: 20ms}}
 steps:
   - id: literal
-    uses: session.echo
+    uses: test.session_echo
     with: {wait: 250ms}
   - id: templated
-    uses: session.echo
+    uses: test.session_echo
     with: {wait: "{{ inputs.w }}"}
 )~");
   // Milliseconds since load time; never turned back into text.
@@ -186,8 +186,8 @@ steps:
 
 TEST(Session, OneJobRunsStepsInlineOnTheCallingThread) {
   const Plan plan = load(R"~(steps:
-  - {id: a, uses: session.echo}
-  - {id: b, uses: session.echo}
+  - {id: a, uses: test.session_echo}
+  - {id: b, uses: test.session_echo}
 )~");
   RunOptions inline_opts;
   inline_opts.jobs = 1;
@@ -203,10 +203,10 @@ TEST(Session, OneJobRunsStepsInlineOnTheCallingThread) {
 TEST(Session, InlineStepHonoursItsTimeout) {
   const Plan plan = load(R"~(steps:
   - id: slow
-    uses: session.echo
+    uses: test.session_echo
     timeout: 50ms
     with: {wait: 30s}
-  - {id: next, uses: session.echo}
+  - {id: next, uses: test.session_echo}
 )~");
   RunOptions o;
   o.jobs = 1;
@@ -219,10 +219,10 @@ TEST(Session, InlineStepHonoursItsTimeout) {
 TEST(Session, InlineStepSeesCtrlC) {
   const Plan plan = load(R"~(steps:
   - id: slow
-    uses: session.echo
+    uses: test.session_echo
     timeout: 60s
     with: {wait: 60s}
-  - {id: next, uses: session.echo}
+  - {id: next, uses: test.session_echo}
 )~");
   RunOptions o;
   o.jobs = 1;
@@ -243,10 +243,10 @@ TEST(Session, InlineStepSeesCtrlC) {
 TEST(Session, InlineRunHonoursTheGlobalTimeout) {
   const Plan plan = load(R"~(steps:
   - id: slow
-    uses: session.echo
+    uses: test.session_echo
     timeout: 60s
     with: {wait: 60s}
-  - {id: next, uses: session.echo}
+  - {id: next, uses: test.session_echo}
 )~");
   RunOptions o;
   o.jobs = 1;
@@ -261,19 +261,19 @@ TEST(Session, InlineRunHonoursTheGlobalTimeout) {
 TEST(Session, StatusesAreTypedNotReadFromText) {
   const Plan plan = load(R"~(steps:
   - id: text_error
-    uses: session.echo
+    uses: test.session_echo
     hooks: {after: "error('fail: route missing', 0)"}
   - id: table_error
-    uses: session.echo
+    uses: test.session_echo
     hooks: {after: "error({code = 7})"}
   - id: real_verdict
-    uses: session.echo
+    uses: test.session_echo
     hooks: {after: "netplay.warn('slow')"}
   - id: message_like_status
-    uses: session.echo
+    uses: test.session_echo
     with: {message: "fail: this is only a message"}
   - id: skip_text
-    uses: session.echo
+    uses: test.session_echo
     hooks: {before: "error('skip: not really', 0)"}
 )~");
   RunReport r = run(plan);
@@ -292,7 +292,7 @@ TEST(StepContract, RegistryRefusesADuplicateName) {
   echo();
   auto again = Registry::instance().add(std::make_unique<EchoStep>());
   ASSERT_FALSE(again);
-  EXPECT_EQ(again.error(), "step 'session.echo' is already registered");
+  EXPECT_EQ(again.error(), "step 'test.session_echo' is already registered");
 }
 
 TEST(StepContract, ExclusiveParamsAreCheckedAtLoadTime) {
@@ -302,13 +302,13 @@ kind: Playbook
 metadata: {name: t}
 steps:
   - id: both
-    uses: session.echo
+    uses: test.session_echo
     with: {a: x, b: y}
   - id: flag
-    uses: session.echo
+    uses: test.session_echo
     with: {a: x, all: true}
   - id: flag_off
-    uses: session.echo
+    uses: test.session_echo
     with: {a: x, all: false}
 )~",
                                "t.yaml");
@@ -316,9 +316,9 @@ steps:
   std::vector<std::string> msgs;
   for (const auto& d : pb.error()) msgs.push_back(d.str());
   EXPECT_EQ(msgs, (std::vector<std::string>{
-                      "t.yaml:7:11: with: a and b cannot be combined ('session.echo' takes at "
+                      "t.yaml:7:11: with: a and b cannot be combined ('test.session_echo' takes at "
                       "most one of a, b, all)",
-                      "t.yaml:10:11: with: a and all cannot be combined ('session.echo' takes "
+                      "t.yaml:10:11: with: a and all cannot be combined ('test.session_echo' takes "
                       "at most one of a, b, all)"}));
 }
 
@@ -383,7 +383,7 @@ TEST(StepContract, OneCheckerForLoadAndRun) {
   auto bad_run = finalize_params(spec, {{"wiat", 1}});
   ASSERT_FALSE(bad_run);
   EXPECT_EQ(bad_load.problems[0].message, bad_run.error());
-  EXPECT_EQ(bad_run.error(), "with.wiat: unknown param of 'session.echo' (did you mean 'wait'?)");
+  EXPECT_EQ(bad_run.error(), "with.wiat: unknown param of 'test.session_echo' (did you mean 'wait'?)");
 }
 
 }  // namespace
