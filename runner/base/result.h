@@ -56,6 +56,9 @@ struct RunReport {
   std::vector<StepResult> steps;  // in playbook order
   std::vector<Finding> findings;
   bool interrupted = false;
+  /// Why the run was cut short when it could not end by itself (an evaluation stuck past
+  /// every deadline; the watchdog wrote this report): empty normally.
+  std::string stopped;
 
   std::map<Status, int> summary() const;
   /// pass unless: fail if a step failed or a `fail` finding matched; else error if a step

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -35,6 +38,13 @@ RealServices& run_services() {
 
 namespace cli {
 namespace {
+
+/// How often the watchdog looks, how far past its deadline an evaluation may be before it
+/// counts as stuck, and how long the run gets to stop by itself after Ctrl-C or --timeout
+/// (the scheduler's own stop takes about a second).
+constexpr auto kWatchdogTick = std::chrono::milliseconds(50);
+constexpr auto kWatchdogGrace = std::chrono::milliseconds(500);
+constexpr auto kWatchdogStopGrace = std::chrono::milliseconds(2500);
 
 std::expected<int, std::string> parse_jobs(const std::string& s) {
   int n = 0;
@@ -147,29 +157,80 @@ int run_command(const RunArgs& a, const CliIo& io) {
     progress = make_text_progress(io.err, io.err_tty, color_allowed && io.err_tty);
 
   static const std::atomic<bool> never{false};
+  const std::atomic<bool>& interrupt = io.interrupt ? *io.interrupt : never;
   if (io.before_run) io.before_run();
   Session session(*pb, std::move(opts));
-  RunReport report = session.run(progress.get(), io.interrupt ? *io.interrupt : never);
-  progress.reset();  // erases the live lines before the report is printed
 
-  int rc = exit_code(report);
-  for (const auto& t : targets) {
-    RenderOptions ro;
-    ro.verbose = a.verbose;
-    ro.quiet = a.quiet;
-    ro.color = t.path.empty() && t.format == Format::kText && io.out_tty && color_allowed;
-    std::string body = render(report, t.format, ro);
-    if (t.path.empty()) {
-      if (progress_on_stdout && t.format == Format::kText) put(io.out, "\n");
-      put(io.out, body);
-      continue;
+  // Writes the reports, once: either the run's own, or the watchdog's when the run cannot
+  // return. Returns the exit code.
+  std::mutex emit_mutex;
+  bool emitted = false;
+  auto emit = [&](const RunReport& report) {
+    int rc = exit_code(report);
+    for (const auto& t : targets) {
+      RenderOptions ro;
+      ro.verbose = a.verbose;
+      ro.quiet = a.quiet;
+      ro.color = t.path.empty() && t.format == Format::kText && io.out_tty && color_allowed;
+      std::string body = render(report, t.format, ro);
+      if (t.path.empty()) {
+        if (progress_on_stdout && t.format == Format::kText) put(io.out, "\n");
+        put(io.out, body);
+        continue;
+      }
+      if (auto w = write_file_atomic(t.path, body); !w) {
+        put(io.err, "netplay: cannot write report: " + w.error() + "\n");
+        if (rc != 130) rc = 2;
+      }
     }
-    if (auto w = write_file_atomic(t.path, body); !w) {
-      put(io.err, "netplay: cannot write report: " + w.error() + "\n");
-      if (rc != 130) rc = 2;
+    std::fflush(io.out);
+    return rc;
+  };
+
+  // The watchdog: when the run cannot end by itself (an evaluation stuck inside a C
+  // function, where no limit reaches it), it writes the report as far as the run got,
+  // kills the children and ends the process.
+  std::mutex dog_mutex;
+  std::condition_variable dog_wake;
+  bool run_returned = false;
+  std::thread dog([&] {
+    const Clock::time_point start = Clock::now();
+    std::optional<Clock::time_point> interrupted_at;
+    std::unique_lock lock(dog_mutex);
+    while (!dog_wake.wait_for(lock, kWatchdogTick, [&] { return run_returned; })) {
+      Clock::time_point now = Clock::now();
+      std::optional<std::string> reason = ExprEngine::overdue(now, kWatchdogGrace);
+      if (reason) *reason += " inside a Lua library function that does not return; netplay stopped the run";
+      if (!interrupted_at && interrupt.load()) interrupted_at = now;
+      bool by_interrupt = interrupted_at && now - *interrupted_at > kWatchdogStopGrace;
+      if (!reason && by_interrupt) reason = "interrupted; the run did not stop in time";
+      if (!reason && timeout.count() > 0 &&
+          now - start > std::chrono::duration_cast<Clock::duration>(timeout) + kWatchdogStopGrace)
+        reason = fmt::format("run timed out after {}; the run did not stop in time",
+                             format_duration(timeout));
+      if (!reason) continue;
+      std::lock_guard emit_lock(emit_mutex);
+      if (emitted) return;
+      emitted = true;
+      put(io.err, fmt::format("\nnetplay: {}\n", *reason));
+      int rc = emit(session.partial_report(*reason, by_interrupt || interrupt.load()));
+      g_children.kill_all();
+      std::fflush(nullptr);
+      ::_exit(rc);
     }
+  });
+
+  RunReport report = session.run(progress.get(), interrupt);
+  {
+    std::lock_guard lock(dog_mutex);
+    run_returned = true;
   }
-  return rc;
+  dog_wake.notify_all();
+  dog.join();
+  progress.reset();  // erases the live lines before the report is printed
+  std::lock_guard emit_lock(emit_mutex);
+  emitted = true;
+  return emit(report);
 }
 
 }  // namespace cli

@@ -62,6 +62,7 @@ std::string render_json(const RunReport& r) {
   j["duration_ms"] = round_ms(r.duration_ms);
   j["status"] = to_string(r.overall());
   j["interrupted"] = r.interrupted;
+  if (!r.stopped.empty()) j["stopped"] = r.stopped;
   j["exit_code"] = exit_code(r);
   json sum;
   auto counts = r.summary();

@@ -104,6 +104,7 @@ std::string render_junit(const RunReport& r) {
   if (!r.playbook_title.empty()) property(out, "playbook.title", r.playbook_title);
   property(out, "status", to_string(r.overall()));
   property(out, "interrupted", r.interrupted ? "true" : "false");
+  if (!r.stopped.empty()) property(out, "stopped", r.stopped);
   if (r.inputs.is_object())
     for (const auto& [k, v] : r.inputs.items()) property(out, "input." + k, fact_text(v));
   out += "    </properties>\n";

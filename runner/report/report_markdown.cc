@@ -66,6 +66,8 @@ std::string render_markdown(const RunReport& r) {
     out += "\n";
   }
   if (r.interrupted) out += "- **Interrupted**: the results below are partial.\n";
+  if (!r.stopped.empty())
+    out += fmt::format("- **Stopped**: {}; the results below are partial.\n", cell(r.stopped));
   out += "\n";
 
   if (!r.findings.empty()) {

@@ -133,6 +133,8 @@ std::string render_text(const RunReport& r, const RenderOptions& opts) {
     out += fmt::format("playbook {}{}\n", printable(r.playbook_name), title);
     if (r.interrupted)
       out += paint(color, "\033[1;33m", "interrupted: the results are partial") + "\n";
+    if (!r.stopped.empty())
+      out += paint(color, "\033[1;31m", "stopped: " + printable(r.stopped) + "; the results are partial") + "\n";
     out += "\n";
   }
   findings_block(out, r, color);

@@ -83,6 +83,7 @@ class Run {
         progress_(progress),
         interrupt_(interrupt),
         engine_(lua),
+        monitor_(session.monitor()),
         jobs_(std::max(1, opts_.jobs)),
         services_(opts_.services ? *opts_.services : system_services()),
         pool_(&services_) {}
@@ -105,6 +106,7 @@ class Run {
   void begin_stop(StopReason r, Clock::time_point now);
   std::string stop_message() const;
   Clock::time_point next_wake(Clock::time_point now) const;
+  RunReport header() const;
   bool capacity(const Node& n) const { return n.def->background || busy_ < jobs_; }
 
   const Plan& pb_;
@@ -112,6 +114,7 @@ class Run {
   Progress* progress_;
   const std::atomic<bool>& interrupt_;
   ExprEngine* engine_;
+  RunMonitor& monitor_;
   const int jobs_;
 
   std::vector<Node> nodes_;
@@ -235,11 +238,14 @@ bool Run::dispatch(Clock::time_point now) {
       finish(i, Status::kError, fmt::format("unknown step '{}'", n.def->uses));
       continue;
     }
+    monitor_.evaluating(static_cast<int>(i));
     if (auto v = gate_step(engine_, *n.def)) {
+      monitor_.evaluating(RunMonitor::kNone);
       finish(i, v->status, std::move(v->message));
       continue;
     }
     auto prep = prepare_step(engine_, *n.def, nullptr);
+    monitor_.evaluating(RunMonitor::kNone);
     if (!prep) {
       finish(i, Status::kError, std::move(prep.error()));
       continue;
@@ -269,6 +275,7 @@ void Run::start_attempt(size_t i, Clock::time_point now) {
     n.started = true;
     n.first_start = now;
     n.result.started_ms = ms_between(run_start_, now);
+    monitor_.started(i);
     if (progress_) progress_->on_start(n.result);
   }
   n.phase = Phase::kRunning;
@@ -317,11 +324,14 @@ void Run::start_collectors(size_t i) {
       n.result.evidence.push_back(fmt::format("on_fail {} ({}): {}", c.uses, status, msg));
       ++n.next_collector;
     };
+    monitor_.evaluating(static_cast<int>(i));
     if (auto v = gate_step(engine_, c)) {
+      monitor_.evaluating(RunMonitor::kNone);
       line(to_string(v->status), v->message);
       continue;
     }
     auto prep = prepare_step(engine_, c, &n.prep.netns);
+    monitor_.evaluating(RunMonitor::kNone);
     if (!prep) {
       line("error", prep.error());
       continue;
@@ -424,10 +434,12 @@ void Run::on_complete(const std::shared_ptr<Attempt>& a, bool abandoned) {
     // The hook reads this step's own result through steps.<id>.
     if (engine_)
       engine_->set_step_result(n.def->id, n.result.status, n.result.message, n.result.facts);
+    monitor_.evaluating(static_cast<int>(a->node));
     if (auto v = run_after_hook(engine_, *n.def)) {
       n.result.status = v->status;
       n.result.message = std::move(v->message);
     }
+    monitor_.evaluating(RunMonitor::kNone);
   }
   if ((n.result.status == Status::kFail || n.result.status == Status::kError) &&
       !n.def->on_fail.empty()) {
@@ -451,6 +463,7 @@ void Run::finish(size_t i) {
   if (n.started) n.result.duration_ms = ms_between(n.first_start, Clock::now());
   if (engine_)
     engine_->set_step_result(n.def->id, n.result.status, n.result.message, n.result.facts);
+  monitor_.finished(i, n.result);
   if (progress_) progress_->on_finish(n.result);
   if (opts_.fail_fast && n.result.status == Status::kFail) fail_fast_tripped_ = true;
 }
@@ -527,6 +540,17 @@ Clock::time_point Run::next_wake(Clock::time_point now) const {
   return std::max(t, now);
 }
 
+RunReport Run::header() const {
+  RunReport r;
+  r.version = NETPLAY_VERSION;
+  r.playbook_name = pb_.name;
+  r.playbook_title = pb_.title;
+  r.playbook_file = pb_.file;
+  r.playbook_sha256 = pb_.sha256;
+  r.inputs = opts_.inputs;
+  return r;
+}
+
 RunReport Run::execute() {
   auto wall_start = std::chrono::system_clock::now();
   run_start_ = Clock::now();
@@ -534,6 +558,19 @@ RunReport Run::execute() {
     global_deadline_ =
         run_start_ + std::chrono::duration_cast<Clock::duration>(opts_.global_timeout);
   build_graph();
+  if (engine_) {
+    engine_->set_interrupt(&interrupt_);
+    if (global_deadline_)
+      engine_->set_run_deadline(*global_deadline_,
+                                fmt::format("run timed out after {}",
+                                            format_duration(opts_.global_timeout)));
+  }
+  {
+    RunReport initial = header();
+    initial.started_at = rfc3339_utc(wall_start);
+    for (const auto& n : nodes_) initial.steps.push_back(n.result);
+    monitor_.begin(std::move(initial), run_start_);
+  }
 
   Clock::time_point last_tick = run_start_;
   for (;;) {
@@ -577,18 +614,16 @@ RunReport Run::execute() {
     for (const auto& a : pool_.wait(changed ? now : next_wake(now))) on_complete(a, false);
   }
 
-  RunReport report;
-  report.version = NETPLAY_VERSION;
-  report.playbook_name = pb_.name;
-  report.playbook_title = pb_.title;
-  report.playbook_file = pb_.file;
-  report.playbook_sha256 = pb_.sha256;
-  report.inputs = opts_.inputs;
+  RunReport report = header();
   report.started_at = rfc3339_utc(wall_start);
   report.interrupted = stop_ == StopReason::kInterrupt;
   report.steps.reserve(nodes_.size());
   for (auto& n : nodes_) report.steps.push_back(std::move(n.result));
-  if (stop_ != StopReason::kInterrupt) report.findings = diagnose(engine_, pb_);
+  if (stop_ != StopReason::kInterrupt) {
+    monitor_.evaluating(RunMonitor::kDiagnosis);
+    report.findings = diagnose(engine_, pb_);
+    monitor_.evaluating(RunMonitor::kNone);
+  }
   report.duration_ms = ms_between(run_start_, Clock::now());
   report.status = report.overall();
   return report;

@@ -19,6 +19,7 @@
 #include "runner/base/result.h"
 #include "runner/load/plan.h"
 #include "runner/lua/expr.h"
+#include "runner/run/monitor.h"
 #include "runner/step/services.h"
 
 namespace netplay {
@@ -51,6 +52,14 @@ class Session {
   /// written in Lua. Expressions that fail to compile make every evaluation say so.
   std::unique_ptr<ExprEngine> new_lua() const;
 
+  /// The report as far as a run in progress got, stopped for `reason` (see
+  /// RunMonitor::partial): for a watchdog on another thread when run() cannot return.
+  RunReport partial_report(const std::string& reason, bool interrupted) const {
+    return monitor_.partial(reason, interrupted);
+  }
+  /// The scheduler publishes the run's progress here.
+  RunMonitor& monitor() const { return monitor_; }
+
   const Plan& plan() const { return plan_; }
   const RunOptions& options() const { return opts_; }
 
@@ -58,6 +67,7 @@ class Session {
   const Plan& plan_;
   const RunOptions opts_;
   json env_ = json::object();
+  mutable RunMonitor monitor_;
 };
 
 }  // namespace netplay
