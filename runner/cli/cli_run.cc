@@ -202,8 +202,10 @@ int run_command(const RunArgs& a, const CliIo& io) {
       std::optional<std::string> reason = ExprEngine::overdue(now, kWatchdogGrace);
       if (reason) *reason += " inside a Lua library function that does not return; netplay stopped the run";
       if (!interrupted_at && interrupt.load()) interrupted_at = now;
-      bool by_interrupt = interrupted_at && now - *interrupted_at > kWatchdogStopGrace;
-      if (!reason && by_interrupt) reason = "interrupted; the run did not stop in time";
+      bool by_interrupt = interrupted_at && (now - *interrupted_at > kWatchdogStopGrace ||
+                                             (now - *interrupted_at > kWatchdogGrace &&
+                                              ExprEngine::any_busy()));
+      if (by_interrupt) reason = "interrupted; the run did not stop in time";
       if (!reason && timeout.count() > 0 &&
           now - start > std::chrono::duration_cast<Clock::duration>(timeout) + kWatchdogStopGrace)
         reason = fmt::format("run timed out after {}; the run did not stop in time",

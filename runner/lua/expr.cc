@@ -363,6 +363,13 @@ void ExprEngine::set_run_deadline(Clock::time_point deadline, std::string messag
 
 void ExprEngine::set_interrupt(const std::atomic<bool>* flag) { impl_->interrupt = flag; }
 
+bool ExprEngine::any_busy() {
+  std::lock_guard lock(watch_mutex());
+  for (const State* im : watched())
+    if (im->busy_until.load(std::memory_order_acquire) != 0) return true;
+  return false;
+}
+
 std::optional<std::string> ExprEngine::overdue(Clock::time_point now, Clock::duration grace) {
   std::lock_guard lock(watch_mutex());
   for (const State* im : watched()) {

@@ -116,6 +116,9 @@ class ExprEngine {
   /// by more than `grace`, which means it is stuck inside a C function no check reaches.
   /// Such an evaluation will not return in time; the caller must end the run without it.
   static std::optional<std::string> overdue(Clock::time_point now, Clock::duration grace);
+  /// Whether any engine is evaluating now. Once Ctrl-C has been seen for a moment, an
+  /// evaluation still going is stuck in C (in Lua it would have ended at its next check).
+  static bool any_busy();
 
  private:
   struct Impl;
