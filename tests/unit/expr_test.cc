@@ -450,6 +450,16 @@ TEST(Expr, ConversionToJsonIsBounded) {
   EXPECT_EQ(run(e, "{1, {2}}"), json::parse("[1,[2]]"));
 }
 
+TEST(Expr, AnErrorInsideATemplatesTextLeaksNothing) {
+  // The text part of a template converts tables to JSON in C++ and raises on failure; the
+  // C++ string holding the message must be gone before the raise (LeakSanitizer checks
+  // this under the sanitizer build).
+  ExprEngine e;
+  EXPECT_EQ(error_of(run_template(e, "x{{ {f = function() end} }}")),
+            "cannot convert a function to a value");
+  EXPECT_EQ(error_of(run_template(e, "x{{ {[{}] = 1} }}")), "cannot use a table as a key");
+}
+
 TEST(Expr, InputsStepsAndLibrariesAreReadOnly) {
   ExprEngine e;
   e.set_inputs(json{{"port", 4789}, {"hosts", {"a", "b"}}, {"m", {{"k", "v"}}}});
