@@ -588,7 +588,11 @@ RunReport Run::execute() {
   report.interrupted = stop_ == StopReason::kInterrupt;
   report.steps.reserve(nodes_.size());
   for (auto& n : nodes_) report.steps.push_back(std::move(n.result));
-  if (stop_ != StopReason::kInterrupt) report.findings = diagnose(engine_, pb_);
+  if (stop_ != StopReason::kInterrupt) {
+    std::vector<std::string> ran;
+    for (const auto& s : report.steps) ran.push_back(s.id);
+    report.findings = diagnose(engine_, pb_, &ran);
+  }
   report.duration_ms = ms_between(run_start_, Clock::now());
   report.status = report.overall();
   return report;

@@ -1,5 +1,6 @@
 """Hostile and careless input end to end: values typed on the command line never become
-shell code. Runs the real binary on the host's own namespace (exec, sysctl); no root-only setup,
+shell code, and a diagnosis rule that cannot be evaluated is reported, never taken for a
+pass. Runs the real binary on the host's own namespace (exec, sysctl); no root-only setup,
 but like every integration test it runs as root in CI.
 """
 
@@ -74,6 +75,59 @@ class ShellQuoting(Case):
         self.assertTrue(os.path.exists(os.path.join(self.tmp.name, "RAW")))
         # The evidence shows the command as the shell got it.
         self.assertIn("$ echo world | wc -c; touch RAW", steps["piped"]["evidence"])
+
+
+class DiagnosisErrors(Case):
+    STEPS = ("steps:\n"
+             "  - {id: ostype, uses: sysctl, with: {key: kernel.ostype}}\n")
+
+    def test_a_rule_that_cannot_be_evaluated_is_an_error_finding(self):
+        pb = self.playbook(self.STEPS +
+                           "diagnosis:\n"
+                           "  - id: typo\n"
+                           "    when: \"steps.ostype.facts.valeu.x == 'Linux'\"\n"
+                           "    finding: never shown\n"
+                           "  - id: fine\n"
+                           "    when: \"steps.ostype.facts.value == 'Linux'\"\n"
+                           "    severity: info\n"
+                           "    finding: \"The kernel is {{ steps.ostype.facts.value }}\"\n")
+        p, doc = self.run_json(pb)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertEqual(doc["status"], "error")
+        findings = {f["id"]: f for f in doc["findings"]}
+        self.assertEqual(findings["typo"]["severity"], "error")
+        self.assertIn("diagnosis rule 'typo'", findings["typo"]["finding"])
+        self.assertIn("attempt to index a nil value", findings["typo"]["finding"])
+        self.assertEqual(findings["fine"]["finding"], "The kernel is Linux")
+        p = netplay("run", pb, "-q", cwd=self.tmp.name)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn("FINDING (error) typo: diagnosis rule 'typo'", p.stdout)
+
+    def test_a_broken_finding_template_is_reported_not_printed_raw(self):
+        pb = self.playbook(self.STEPS +
+                           "diagnosis:\n"
+                           "  - id: render\n"
+                           "    when: \"steps.ostype.status == 'pass'\"\n"
+                           "    severity: warn\n"
+                           "    finding: \"value {{ steps.ostype.facts.nope.deeper }}\"\n")
+        p, doc = self.run_json(pb)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        (f,) = doc["findings"]
+        self.assertEqual((f["id"], f["severity"]), ("render", "error"))
+        self.assertNotIn("{{", f["finding"])
+        self.assertIn("diagnosis rule 'render'", f["finding"])
+
+    def test_a_failed_step_still_exits_1(self):
+        pb = self.playbook("steps:\n"
+                           "  - {id: ostype, uses: sysctl, with: {key: kernel.ostype},"
+                           " expect: {value: Plan9}}\n"
+                           "diagnosis:\n"
+                           "  - id: typo\n"
+                           "    when: \"steps.ostype.facts.valeu.x\"\n"
+                           "    finding: never shown\n")
+        p, doc = self.run_json(pb)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(doc["findings"][0]["severity"], "error")
 
 
 if __name__ == "__main__":
