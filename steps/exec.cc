@@ -82,7 +82,12 @@ class ExecStep : public Step {
         .description =
             "Runs a program (no shell: `argv` is the command and its arguments, one list "
             "element per argument, so a template value can never add or split arguments) "
-            "or, with `shell: true`, the string `cmd` via /bin/sh -c. The command runs in the "
+            "or, with `shell: true`, the string `cmd` via /bin/sh -c. In `cmd` every `{{ }}` "
+            "value is quoted for the shell as one word of literal text: with name `$(reboot)`, "
+            "`echo {{ inputs.name }}` runs `echo '$(reboot)'`. To paste shell syntax on purpose "
+            "(a pipeline, several options held in one input), mark the value: "
+            "`{{ netplay.raw(inputs.filter) }}` goes in as it is, so only use it on values "
+            "the playbook controls. The command runs in the "
             "step's network namespace with stdin from `stdin` (or /dev/null), in its own "
             "process group: on timeout or interruption the whole group gets SIGTERM, then "
             "SIGKILL.\n\n"
@@ -102,7 +107,9 @@ class ExecStep : public Step {
                            "is looked up in PATH when it has no '/'"},
                    {.name = "cmd",
                     .type = ValueType::kString,
-                    .doc = "A shell command line, run as /bin/sh -c CMD; only with shell: true"},
+                    .doc = "A shell command line, run as /bin/sh -c CMD; only with shell: true. "
+                           "Template values are quoted as single words; netplay.raw(v) opts out",
+                    .shell_command = true},
                    {.name = "shell",
                     .type = ValueType::kBool,
                     .doc = "Run `cmd` through /bin/sh",

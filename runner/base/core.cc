@@ -28,6 +28,7 @@ std::optional<Status> parse_status(std::string_view s) {
 std::string_view to_string(Severity s) {
   switch (s) {
     case Severity::kFail: return "fail";
+    case Severity::kError: return "error";
     case Severity::kWarn: return "warn";
     case Severity::kInfo: return "info";
   }

@@ -21,7 +21,10 @@ std::optional<Status> parse_status(std::string_view s);
 
 /// What a matched diagnosis rule means for the run: `fail` fails it (exit 1), `warn` makes
 /// it at least warn (exit 0), `info` only informs. Findings are listed most severe first.
-enum class Severity { kFail, kWarn, kInfo };
+/// `error` is never written in a playbook: it marks a rule that could not be evaluated
+/// (its `when`, finding or next raised), which makes the run an error (exit 3) unless
+/// something failed.
+enum class Severity { kFail, kError, kWarn, kInfo };
 
 std::string_view to_string(Severity s);
 std::optional<Severity> parse_severity(std::string_view s);

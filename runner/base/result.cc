@@ -19,7 +19,8 @@ Status RunReport::overall() const {
   };
   if (s[Status::kFail] > 0 || found(Severity::kFail)) return Status::kFail;
   // An interrupted run did not check everything: it never reads as a pass.
-  if (s[Status::kError] > 0 || interrupted || !stopped.empty()) return Status::kError;
+  if (s[Status::kError] > 0 || found(Severity::kError) || interrupted || !stopped.empty())
+    return Status::kError;
   if (s[Status::kWarn] > 0 || found(Severity::kWarn)) return Status::kWarn;
   return Status::kPass;
 }

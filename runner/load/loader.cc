@@ -125,22 +125,22 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
 }
 
 void Loader::templates_in(const YAML::Node& n, const json::json_pointer& ptr,
-                          const std::string& field, std::vector<TemplateSlot>& out) {
+                          const std::string& field, std::vector<TemplateSlot>& out, Kind kind) {
   if (n.IsScalar()) {
     if (!has_template(n.Scalar()) || !to_json(n).is_string()) return;
-    Expr e = compile(n, field, Kind::kTemplate);
+    Expr e = compile(n, field, kind);
     if (e) out.push_back({ptr, std::move(e)});
   } else if (n.IsSequence()) {
     size_t i = 0;
     for (const auto& item : n) {
-      templates_in(item, ptr / i, fmt::format("{}.{}", field, i), out);
+      templates_in(item, ptr / i, fmt::format("{}.{}", field, i), out, kind);
       ++i;
     }
   } else if (n.IsMap()) {
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (!it->first.IsScalar()) continue;
       const std::string k = it->first.Scalar();
-      templates_in(it->second, ptr / k, field + "." + k, out);
+      templates_in(it->second, ptr / k, field + "." + k, out, kind);
     }
   }
 }

@@ -89,7 +89,7 @@ class Loader {
                                                            std::string_view field);
   Expr compile(const YAML::Node& n, std::string_view field, Kind kind);
   void templates_in(const YAML::Node& n, const json::json_pointer& ptr, const std::string& field,
-                    std::vector<TemplateSlot>& out);
+                    std::vector<TemplateSlot>& out, Kind kind = Kind::kTemplate);
   std::optional<json> coerce_at(const YAML::Node& n, ValueType t, std::string_view field);
 
   void load_top(const YAML::Node& root);

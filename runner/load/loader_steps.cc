@@ -144,7 +144,9 @@ void Loader::load_with(const YAML::Node& n, StepDef& s, Pos fallback) {
       s.with_pos[key] = v.IsNull() ? pos_of(it->first) : pos_of(v);
       where[key] = {pos_of(it->first), s.with_pos[key]};
       std::vector<TemplateSlot> slots;
-      templates_in(v, json::json_pointer() / key, "with." + key, slots);
+      const ParamSpec* ps = spec ? spec->param(key) : nullptr;
+      templates_in(v, json::json_pointer() / key, "with." + key, slots,
+                   ps && ps->shell_command ? Kind::kShellTemplate : Kind::kTemplate);
       for (auto& slot : slots) s.with_templates.push_back(std::move(slot));
       json value = to_json(v);
       if (value.is_null()) continue;  // not given: the default applies

@@ -83,6 +83,7 @@ struct CompileArgs {
   std::string_view code;
   const char* chunk = kExprChunk;
   bool factory = false;  // the chunk returns the function to keep (templates)
+  bool shell = false;    // the factory also takes shell_word (shell templates)
   int ref = LUA_NOREF;
 };
 
@@ -96,7 +97,8 @@ int l_compile(lua_State* L) {
   lua_setupvalue(L, -2, 1);
   if (a->factory) {
     lua_pushcfunction(L, template_str);
-    lua_call(L, 1, 1);
+    if (a->shell) lua_pushcfunction(L, shell_word);
+    lua_call(L, a->shell ? 2 : 1, 1);
   }
   a->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
@@ -264,6 +266,21 @@ std::expected<int, std::string> ExprEngine::compile_template(std::string_view sr
                           kExprChunk, true});
 }
 
+std::expected<int, std::string> ExprEngine::compile_shell_template(std::string_view src) {
+  auto parts = expr_detail::split_template(src);
+  if (!parts) return std::unexpected(parts.error());
+  std::string body;
+  for (const auto& p : *parts) {
+    if (!body.empty()) body += " .. ";
+    body += p.is_expr ? fmt::format("shq(({}\n))", p.text) : expr_detail::lua_quote(p.text);
+  }
+  if (body.empty()) body = "\"\"";
+  std::string code = fmt::format("local str, shq = ...\nreturn function() return {} end", body);
+  CompileArgs args{code, kExprChunk, true};
+  args.shell = true;
+  return compile_into(*impl_, args);
+}
+
 std::expected<int, std::string> ExprEngine::compile_chunk(std::string_view src) {
   return compile_into(*impl_, {src, kHookChunk});
 }
@@ -276,6 +293,8 @@ std::expected<int, std::string> ExprEngine::compile(const ExprSource& src) {
       return compile_template(src.code);
     case ExprKind::kChunk:
       return compile_chunk(src.code);
+    case ExprKind::kShellTemplate:
+      return compile_shell_template(src.code);
   }
   return std::unexpected("unknown expression kind");
 }

@@ -28,6 +28,8 @@ enum class ExprKind {
   kExpr,      // a Lua expression: `when:`, diagnosis `when:`
   kTemplate,  // a string with {{ }} parts
   kChunk,     // Lua statements: a hook body
+  kShellTemplate,  // a template that is a /bin/sh command line: every {{ }} value is
+                   // quoted as one word of literal text, unless marked netplay.raw(v)
 };
 
 /// One expression of a playbook as the loader validated it; a Plan holds these as data and
@@ -74,6 +76,11 @@ class ExprEngine {
   /// result keeps the expression's type (number, boolean, table); otherwise it is a string
   /// in which nil renders as "" and tables as compact JSON.
   std::expected<int, std::string> compile_template(std::string_view src);
+  /// A template that is a POSIX shell command line: the result is always a string in
+  /// which every `{{ }}` part is its text (as in a mixed template) quoted for sh as one
+  /// word, e.g. `echo {{ inputs.name }}` with name `$(id)` gives `echo '$(id)'`. A value
+  /// marked `netplay.raw(v)` is pasted as it is, for authors who build shell syntax.
+  std::expected<int, std::string> compile_shell_template(std::string_view src);
   /// Lua statements (a hook body). `return false` from a before-hook skips the step.
   std::expected<int, std::string> compile_chunk(std::string_view src);
   /// Any of the three, by kind.

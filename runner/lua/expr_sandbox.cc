@@ -722,6 +722,7 @@ int setup_sandbox(lua_State* L) {
     lua_setfield(L, -2, verdict);
   }
   set_fn(L, "ran", l_ran);
+  set_fn(L, "raw", shell_raw);
   lua_pushlightuserdata(L, null_sentinel());
   lua_setfield(L, -2, "null");
   make_read_only(L);

@@ -101,5 +101,11 @@ int setup_sandbox(lua_State* L);
 int push_protected(lua_State* L, const std::string& text);
 /// tostring() for the parts of a mixed template: nil renders as "", tables as JSON.
 int template_str(lua_State* L);
+/// The parts of a shell template (expr_shell.cc): the value's text as one word of literal
+/// text for POSIX sh (as it is when no shell reads any of its characters specially, else in
+/// single quotes, a ' becoming '\''), or a netplay.raw value's text as it is.
+int shell_word(lua_State* L);
+/// netplay.raw(v): marks v's text to be pasted into a shell command unquoted.
+int shell_raw(lua_State* L);
 
 }  // namespace netplay::expr_detail

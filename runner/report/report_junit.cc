@@ -80,7 +80,7 @@ std::string render_junit(const RunReport& r) {
   int findings = static_cast<int>(r.findings.size());
   int tests = static_cast<int>(r.steps.size()) + findings;
   int failures = counts[Status::kFail] + count_findings(r, Severity::kFail);
-  int errors = counts[Status::kError];
+  int errors = counts[Status::kError] + count_findings(r, Severity::kError);
   int skipped = counts[Status::kSkip];
   std::string suite_name = r.playbook_name.empty() ? "playbook" : r.playbook_name;
   std::string classname = "netplay." + suite_name;
@@ -150,6 +150,9 @@ std::string render_junit(const RunReport& r) {
                        attr(classname), attr(f->id));
     if (f->severity == Severity::kFail) {
       out += fmt::format("      <failure message=\"{}\" type=\"finding\">{}</failure>\n",
+                         attr(f->finding), text(body));
+    } else if (f->severity == Severity::kError) {
+      out += fmt::format("      <error message=\"{}\" type=\"diagnosis\">{}</error>\n",
                          attr(f->finding), text(body));
     } else {
       // Like a warning step: it passes, and says what it found where CI shows output.

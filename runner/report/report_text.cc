@@ -78,6 +78,7 @@ std::string first_line(std::string_view s) {
 const char* severity_color(Severity s) {
   switch (s) {
     case Severity::kFail: return status_color(Status::kFail);
+    case Severity::kError: return status_color(Status::kError);
     case Severity::kWarn: return status_color(Status::kWarn);
     case Severity::kInfo: return "\033[36m";
   }

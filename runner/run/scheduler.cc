@@ -620,8 +620,10 @@ RunReport Run::execute() {
   report.steps.reserve(nodes_.size());
   for (auto& n : nodes_) report.steps.push_back(std::move(n.result));
   if (stop_ != StopReason::kInterrupt) {
+    std::vector<std::string> ran;
+    for (const auto& s : report.steps) ran.push_back(s.id);
     monitor_.evaluating(RunMonitor::kDiagnosis);
-    report.findings = diagnose(engine_, pb_);
+    report.findings = diagnose(engine_, pb_, &ran);
     monitor_.evaluating(RunMonitor::kNone);
   }
   report.duration_ms = ms_between(run_start_, Clock::now());

@@ -31,13 +31,6 @@ Verdict verdict_from_error(const ExprError& err) {
   return {Status::kError, "hook error: " + err.message};
 }
 
-/// A template's text; a plain string (no id) or a template that fails renders as written.
-std::string render(ExprEngine* engine, const Expr& e) {
-  if (!e) return e.src;
-  auto v = engine->eval(e.id);
-  return v ? as_text(*v) : e.src;
-}
-
 std::optional<Verdict> no_engine(const char* what) {
   return Verdict{Status::kError, fmt::format("{}: no expression engine", what)};
 }
@@ -150,19 +143,58 @@ Judgement judge_attempt(const StepDef& def, const json& expect, Status out_statu
   return j;
 }
 
-std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb) {
+std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb,
+                              const std::vector<std::string>* ran) {
   std::vector<Finding> out;
   if (!engine) return out;
+  auto in_run = [&](const std::string& id) {
+    return std::find(ran->begin(), ran->end(), id) != ran->end();
+  };
   for (const auto& rule : pb.diagnosis) {
     if (!rule.when) continue;
+    if (ran) {
+      auto refs = ExprEngine::step_refs(rule.when.src);
+      if (!std::all_of(refs.begin(), refs.end(), in_run)) continue;
+    }
+    auto broken = [&](std::string_view field, const ExprError& err) {
+      Finding f;
+      f.id = rule.id;
+      f.severity = Severity::kError;
+      f.finding = field == "when" ? fmt::format("diagnosis rule '{}' could not be evaluated: "
+                                                "when: {}", rule.id, err.message)
+                                  : fmt::format("diagnosis rule '{}' matched but its {} could "
+                                                "not be rendered: {}", rule.id, field, err.message);
+      f.references = rule.references;
+      return f;
+    };
     auto hit = engine->eval_bool(rule.when.id);
-    if (!hit || !*hit) continue;
+    if (!hit) {
+      out.push_back(broken("when", hit.error()));
+      continue;
+    }
+    if (!*hit) continue;
     Finding f;
     f.id = rule.id;
-    f.finding = render(engine, rule.finding);
-    for (const auto& n : rule.next) f.next.push_back(render(engine, n));
     f.references = rule.references;
     f.severity = rule.severity;
+    std::optional<Finding> problem;
+    auto text = [&](const Expr& e, std::string_view field) -> std::string {
+      if (!e) return e.src;
+      auto v = engine->eval(e.id);
+      if (v) return as_text(*v);
+      if (!problem) problem = broken(field, v.error());
+      return {};
+    };
+    f.finding = text(rule.finding, "finding");
+    for (size_t i = 0; i < rule.next.size(); ++i)
+      f.next.push_back(text(rule.next[i], fmt::format("next.{}", i)));
+    if (problem) {
+      // The rule matched: its finding is reported, with the error in place of its text.
+      problem->next = std::move(f.next);
+      std::erase(problem->next, std::string());
+      if (rule.severity == Severity::kFail) problem->severity = Severity::kFail;
+      f = std::move(*problem);
+    }
     out.push_back(std::move(f));
   }
   return out;

@@ -50,8 +50,12 @@ struct Judgement {
 Judgement judge_attempt(const StepDef& def, const json& expect, Status out_status,
                         std::string out_message, const json& facts);
 
-/// Every diagnosis rule whose `when` holds, rendered. A rule whose `when` cannot be
-/// evaluated counts as not matched.
-std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb);
+/// Every diagnosis rule whose `when` holds, rendered. A rule that cannot be evaluated (its
+/// `when`, finding or a `next` raises) is never taken for "not matched": it gives a finding
+/// of severity error naming the rule, the field and Lua's message (a matched `fail` rule
+/// whose text cannot be rendered stays `fail`). `ran`, when given, holds the ids of the
+/// steps in this run: a rule that reads a step left out of it (`--only`) is not evaluated.
+std::vector<Finding> diagnose(ExprEngine* engine, const Plan& pb,
+                              const std::vector<std::string>* ran = nullptr);
 
 }  // namespace netplay

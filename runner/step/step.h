@@ -24,6 +24,9 @@ struct ParamSpec {
   bool required = false;
   std::vector<std::string> choices;    // allowed values for strings, if any
   ValueType item_type = ValueType::kString;  // for kList
+  /// A /bin/sh command line (exec's `cmd`): every `{{ }}` value in it is quoted as one word
+  /// of literal text (ExprKind::kShellTemplate), unless the playbook marks it netplay.raw(v).
+  bool shell_command = false;
 };
 
 struct FactSpec {

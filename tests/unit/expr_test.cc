@@ -153,6 +153,51 @@ TEST(Expr, MixedTemplateIsAString) {
   EXPECT_EQ(run_template(e, nasty), json("q\"uote\\ ]] ]=] \n\t\x01 1 \\04912"));
 }
 
+std::expected<json, std::string> run_shell(ExprEngine& e, std::string_view src) {
+  auto id = e.compile_shell_template(src);
+  if (!id) return std::unexpected("compile: " + id.error());
+  return eval_text(e, *id);
+}
+
+TEST(Expr, ShellTemplateQuotesEveryValueAsOneWord) {
+  ExprEngine e;
+  e.set_inputs(json{{"name", "$(touch x)"},
+                    {"quote", "it's; rm -rf ~"},
+                    {"ip", "10.0.0.1"},
+                    {"port", 4789},
+                    {"empty", ""},
+                    {"l", {1, 2}},
+                    {"assign", "PATH=/tmp"}});
+  EXPECT_EQ(run_shell(e, "echo {{ inputs.name }}"), json("echo '$(touch x)'"));
+  EXPECT_EQ(run_shell(e, "echo {{ inputs.quote }}!"), json(R"(echo 'it'\''s; rm -rf ~'!)"));
+  // Plain values stay readable; what a shell would read specially is quoted.
+  EXPECT_EQ(run_shell(e, "ping -c 1 {{ inputs.ip }} -p {{ inputs.port }}"),
+            json("ping -c 1 10.0.0.1 -p 4789"));
+  EXPECT_EQ(run_shell(e, "x {{ inputs.empty }} {{ inputs.nothing }} y"), json("x '' '' y"));
+  EXPECT_EQ(run_shell(e, "{{ inputs.assign }}"), json("'PATH=/tmp'"));
+  EXPECT_EQ(run_shell(e, "echo {{ inputs.l }}"), json("echo '[1,2]'"));
+  // A whole-string template is a string too, and still one word.
+  EXPECT_EQ(run_shell(e, "{{ inputs.name }}"), json("'$(touch x)'"));
+  EXPECT_EQ(run_shell(e, "{{ inputs.port }}"), json("4789"));
+  EXPECT_EQ(run_shell(e, "no templates | here"), json("no templates | here"));
+  EXPECT_EQ(run_shell(e, ""), json(""));
+  EXPECT_EQ(error_of(run_shell(e, "echo {{ '\\0' }}")), "a shell command cannot hold a NUL byte");
+}
+
+TEST(Expr, NetplayRawOptsOutOfShellQuoting) {
+  ExprEngine e;
+  e.set_inputs(json{{"filter", "| grep -c ."}, {"n", 3}});
+  EXPECT_EQ(run_shell(e, "ip route {{ netplay.raw(inputs.filter) }}"),
+            json("ip route | grep -c ."));
+  EXPECT_EQ(run_shell(e, "{{ netplay.raw(inputs.n) }}{{ netplay.raw(nil) }}"), json("3"));
+  // Elsewhere a raw value renders as its text.
+  EXPECT_EQ(run_template(e, "f={{ netplay.raw(inputs.filter) }}"), json("f=| grep -c ."));
+  // A lookalike table is quoted like any other value; the marker cannot be forged.
+  EXPECT_EQ(run_shell(e, "{{ setmetatable({'$(id)'}, {__tostring = function(t) return t[1] end}) }}"),
+            json("'$(id)'"));
+  EXPECT_EQ(run(e, "getmetatable(netplay.raw('x'))"), json(false));
+}
+
 TEST(Expr, TemplateBracesAndStringsInsideExpressions) {
   ExprEngine e;
   EXPECT_EQ(run_template(e, "{{ #{1, {2}} }}"), json(2));

@@ -355,6 +355,22 @@ diagnosis:
                   "steps like needs)"}));
 }
 
+TEST(Loader, TemplatesInAShellCommandAreShellTemplates) {
+  Plan pb = load_ok(std::string(kHeader) +
+                    "inputs: {name: {type: string, default: x}}\n"
+                    "steps:\n"
+                    "  - id: a\n"
+                    "    uses: exec\n"
+                    "    with: {cmd: 'echo {{ inputs.name }}', shell: true,\n"
+                    "           env: {N: '{{ inputs.name }}'}}\n");
+  ASSERT_EQ(pb.steps.size(), 1u);
+  std::map<std::string, ExprKind> kinds;
+  for (const auto& slot : pb.steps[0].with_templates)
+    kinds[slot.ptr.to_string()] = pb.exprs[static_cast<size_t>(slot.tmpl.id)].kind;
+  EXPECT_EQ(kinds["/cmd"], ExprKind::kShellTemplate);
+  EXPECT_EQ(kinds["/env/N"], ExprKind::kTemplate);
+}
+
 TEST(Loader, AssignmentInAnExpressionGetsAHint) {
   EXPECT_EQ(errors_of(std::string(kHeader) +
                       "steps:\n  - id: a\n    uses: fake.watch\n    when: steps.a.status = 'x'\n"),

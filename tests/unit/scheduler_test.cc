@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "netplay_version.h"
+#include "runner/run/scheduler_eval.h"
 #include "runner/run/scheduler_pool.h"
 
 namespace netplay {
@@ -674,6 +675,57 @@ TEST(Scheduler, DiagnosisFindingIsRendered) {
   EXPECT_EQ(r.findings[0].references.size(), 1u);
   EXPECT_EQ(r.findings[1].id, "soft");
   EXPECT_EQ(r.findings[1].severity, Severity::kWarn);
+}
+
+TEST(Diagnose, ARuleThatCannotBeEvaluatedIsAnErrorFinding) {
+  Builder b;
+  b.step("a", "test.facts");
+  auto rule = [&](std::string id, std::string when, std::string finding,
+                  Severity sev = Severity::kFail) {
+    DiagnosisRule r;
+    r.id = std::move(id);
+    r.when = b.expr(when);
+    r.finding = b.tmpl(finding);
+    r.severity = sev;
+    b.pb().diagnosis.push_back(r);
+  };
+  rule("typo", "steps.a.facts.nosuch.x == 1", "never");
+  rule("lua-error", "error('boom')", "never", Severity::kInfo);
+  rule("fine", "steps.a.status == 'pass'", "a is {{ steps.a.status }}", Severity::kInfo);
+  rule("bad-text", "true", "value {{ steps.a.facts.nope.deeper }}", Severity::kWarn);
+  rule("bad-fail", "true", "value {{ steps.a.facts.nope.deeper }}");
+  rule("elsewhere", "steps.other.status == 'fail'", "never");
+  ExprEngine engine;
+  ASSERT_TRUE(engine.compile_all(b.pb().exprs));
+  engine.set_step_result("a", Status::kPass, "ok", json::object());
+  std::vector<std::string> ran = {"a"};  // `other` was left out of the run (--only)
+  auto findings = diagnose(&engine, b.pb(), &ran);
+  ASSERT_EQ(findings.size(), 5u);
+  EXPECT_EQ(findings[0].id, "typo");
+  EXPECT_EQ(findings[0].severity, Severity::kError);
+  EXPECT_EQ(findings[0].finding,
+            "diagnosis rule 'typo' could not be evaluated: when: attempt to index a nil value "
+            "(field 'nosuch')");
+  EXPECT_EQ(findings[1].id, "lua-error");
+  EXPECT_EQ(findings[1].severity, Severity::kError);
+  EXPECT_EQ(findings[1].finding, "diagnosis rule 'lua-error' could not be evaluated: when: boom");
+  EXPECT_EQ(findings[2].finding, "a is pass");
+  EXPECT_EQ(findings[2].severity, Severity::kInfo);
+  EXPECT_EQ(findings[3].id, "bad-text");
+  EXPECT_EQ(findings[3].severity, Severity::kError);  // warn, but broken: at least error
+  EXPECT_EQ(findings[3].finding,
+            "diagnosis rule 'bad-text' matched but its finding could not be rendered: attempt to "
+            "index a nil value (field 'nope')");
+  EXPECT_EQ(findings[4].severity, Severity::kFail);  // a matched fail rule stays fail
+  // Without the list of steps in the run every rule is evaluated.
+  EXPECT_EQ(diagnose(&engine, b.pb()).size(), 6u);
+
+  RunReport r;
+  r.findings = {findings[1]};
+  EXPECT_EQ(r.overall(), Status::kError);
+  EXPECT_EQ(exit_code(r), 3);
+  r.findings.push_back(findings[4]);
+  EXPECT_EQ(exit_code(r), 1);
 }
 
 TEST(Scheduler, MissingNamespaceIsAStepError) {
