@@ -22,7 +22,8 @@ void put(std::FILE* f, const std::string& s) {
 }
 
 int usage_error(const CliIo& io, const std::string& message) {
-  put(io.err, "netplay: " + message + "\n");
+  // Messages quote what users typed and files held: one line, no raw control bytes.
+  put(io.err, "netplay: " + printable(message) + "\n");
   return 2;
 }
 

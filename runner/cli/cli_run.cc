@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 
 #include "runner/cli/cli.h"
 #include "runner/cli/cli_internal.h"
@@ -101,14 +100,11 @@ int run_command(const RunArgs& a, const CliIo& io) {
     text_stdout = true;
   }
 
-  {
-    std::ifstream probe(a.playbook);
-    if (!probe)
-      return usage_error(
-          io, fmt::format("{}: cannot read playbook: {}", a.playbook, std::strerror(errno)));
-  }
   auto pb = load_playbook(a.playbook);
   if (!pb) {
+    // The file itself (missing, a directory, too large): one usage line.
+    if (pb.error().size() == 1 && pb.error()[0].pos.line == 0)
+      return usage_error(io, pb.error()[0].str());
     print_diagnostics(io, pb.error());
     return 2;
   }
