@@ -12,6 +12,7 @@
 #include "runner/cli/cli_internal.h"
 #include "runner/load/loader.h"
 #include "runner/load/schema.h"
+#include "runner/step/params.h"
 
 namespace netplay {
 namespace cli {
@@ -238,6 +239,7 @@ std::string describe_step(const StepSpec& s) {
     std::vector<std::string> attrs{type};
     if (p.required) attrs.push_back("required");
     if (!p.default_value.is_null()) attrs.push_back("default: " + describe_value(p.default_value));
+    if (p.min || p.max) attrs.push_back(range_text(p));
     if (!p.choices.empty()) {
       std::string c = "one of: ";
       for (size_t i = 0; i < p.choices.size(); ++i) c += (i ? ", " : "") + p.choices[i];

@@ -8,6 +8,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct ParamSpec {
   bool required = false;
   std::vector<std::string> choices;    // allowed values for strings, if any
   ValueType item_type = ValueType::kString;  // for kList
+  /// Bounds of a number (of each item, for a list): checked by check_params at load time
+  /// and again after templates are resolved; shown by describe and in the JSON Schema.
+  std::optional<double> min;
+  std::optional<double> max;
 };
 
 struct FactSpec {
