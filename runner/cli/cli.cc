@@ -32,9 +32,10 @@ namespace {
 
 constexpr const char* kRunFooter = R"(Outputs:
   --output FORMAT[=FILE] may be repeated; FORMAT is text, json, junit or markdown. With FILE
-  the report is written atomically (temp file + rename); without it (or with FILE '-') it
-  goes to stdout. With no --output at all, and whenever no report goes to stdout, the text
-  report is printed on stdout.
+  a regular file is written atomically (temp file + rename; a symlink's target is replaced),
+  a FIFO, /dev/null or a terminal is written through; anything else is refused before the
+  run. Without FILE (or with FILE '-') the report goes to stdout. With no --output at all,
+  and whenever no report goes to stdout, the text report is printed on stdout.
   Progress: live (spinner, elapsed time) above the text report when stdout is a terminal
   showing it. Otherwise stdout holds exactly the report(s) and progress goes to stderr: live
   if stderr is a terminal, else one plain line per finished step. -q shows no progress, only
