@@ -131,7 +131,9 @@ class ExecStep : public Step {
                     .type = ValueType::kInt,
                     .doc = "Bytes kept per stream (stdout, stderr); the rest is dropped and "
                            "`truncated` set",
-                    .default_value = 1 << 20}},
+                    .default_value = 1 << 20,
+                    .min = 0,
+                    .max = 16 << 20}},
         .facts = {{"exit_code", "int", "Exit status; absent when killed by a signal"},
                   {"signal", "int", "The signal that ended the command, when one did"},
                   {"stdout", "string", "Standard output, one trailing newline removed"},
@@ -181,9 +183,8 @@ class ExecStep : public Step {
     }
     ps.cwd = p.str("cwd");
     ps.stdin_data = p.str("stdin");
-    long long max_output = p.integer("max_output", 1 << 20);
-    if (max_output < 0) return StepOutput::error("max_output must not be negative");
-    ps.max_output = static_cast<size_t>(max_output);
+    // check_params holds it to 0..16 MiB (the spec's min and max).
+    ps.max_output = static_cast<size_t>(p.integer("max_output", 1 << 20));
 
     std::string shown = p.has("cmd") ? p.str("cmd") : command_line(ps.argv);
     Millis budget = ctx.remaining();

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "runner/base/types.h"
+
 namespace netplay {
 
 std::string_view to_string(Status s) {
@@ -42,9 +44,11 @@ std::optional<Severity> parse_severity(std::string_view s) {
 }
 
 std::string Diagnostic::str() const {
-  if (pos.line > 0) return fmt::format("{}:{}:{}: {}", file, pos.line, pos.col, message);
-  if (!file.empty()) return fmt::format("{}: {}", file, message);
-  return message;
+  // Whatever a file or a user put into the message, it prints as one line of text.
+  if (pos.line > 0)
+    return printable(fmt::format("{}:{}:{}: {}", file, pos.line, pos.col, message));
+  if (!file.empty()) return printable(fmt::format("{}: {}", file, message));
+  return printable(message);
 }
 
 std::expected<Millis, std::string> parse_duration(std::string_view text) {
@@ -67,7 +71,20 @@ std::expected<Millis, std::string> parse_duration(std::string_view text) {
     return std::unexpected(fmt::format("expected a duration such as 500ms, 5s or 2m, got '{}'", text));
   if (!(value >= 0) || !std::isfinite(value))
     return std::unexpected(fmt::format("expected a non-negative duration, got '{}'", text));
-  return Millis(ms);
+  return check_duration(Millis(ms), text);
+}
+
+std::expected<Millis, std::string> check_duration(Millis d, std::string_view as_written) {
+  // Clock's nanoseconds overflow after about 292 years: even a step's every retry (at most
+  // 1000) at the longest timeout stays far below that.
+  static_assert(kMaxDuration * 1001 <
+                std::chrono::duration<double, std::nano>(Clock::duration::max()));
+  if (!(d.count() >= 0) || !std::isfinite(d.count()))
+    return std::unexpected(fmt::format("expected a non-negative duration, got '{}'", as_written));
+  if (d > kMaxDuration)
+    return std::unexpected(fmt::format("duration '{}' is too long: at most {} (7 days)",
+                                       as_written, format_duration(kMaxDuration)));
+  return d;
 }
 
 std::string format_duration(Millis d) {

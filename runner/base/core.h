@@ -43,8 +43,16 @@ struct Diagnostic {
   std::string str() const;
 };
 
-/// Parses "250ms", "5s", "1.5s", "2m", "1h", "10us"; a bare number means seconds.
+/// The longest duration netplay accepts anywhere (timeouts, delays, intervals, --timeout):
+/// 7 days. Bounding every duration where it is parsed keeps deadline arithmetic (now +
+/// timeout, retries included) far from overflowing Clock::duration.
+inline constexpr Millis kMaxDuration{7.0 * 24 * 3600 * 1000};
+
+/// Parses "250ms", "5s", "1.5s", "2m", "1h", "10us"; a bare number means seconds. Negative,
+/// infinite or NaN values and values past kMaxDuration are errors.
 std::expected<Millis, std::string> parse_duration(std::string_view text);
+/// The check parse_duration applies, for durations that arrive as numbers.
+std::expected<Millis, std::string> check_duration(Millis d, std::string_view as_written);
 /// Formats a duration the way users write it: "250ms", "5s", "1.5s", "2m".
 std::string format_duration(Millis d);
 

@@ -41,8 +41,8 @@ std::expected<ValueType, std::string> parse_value_type(std::string_view s) {
 }
 
 std::string describe_value(const json& v) {
-  if (v.is_string()) return fmt::format("'{}'", v.get<std::string>());
-  return v.dump();
+  if (v.is_string()) return fmt::format("'{}'", printable(v.get_ref<const std::string&>()));
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string valid_utf8(std::string_view s) {
@@ -84,6 +84,66 @@ std::string valid_utf8(std::string_view s) {
   return out;
 }
 
+namespace {
+
+/// Length of the valid UTF-8 sequence at s[i] and its code point; 0 when invalid.
+size_t utf8_at(std::string_view s, size_t i, unsigned& cp) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t len = 0;
+  unsigned min = 0;
+  if (c < 0x80) {
+    cp = c;
+    return 1;
+  } else if ((c & 0xE0) == 0xC0) {
+    len = 2, min = 0x80, cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3, min = 0x800, cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4, min = 0x10000, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+/// Format characters that change how the text around them reads (bidi embeddings,
+/// overrides and isolates, zero-width characters, the BOM).
+bool hides_text(unsigned cp) {
+  return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF || cp == 0x061C;
+}
+
+}  // namespace
+
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    unsigned cp = 0;
+    size_t len = utf8_at(s, i, cp);
+    if (len == 0) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[i]));
+      ++i;
+      continue;
+    }
+    if (cp == '\n') out += "\\n";
+    else if (cp == '\r') out += "\\r";
+    else if (cp == '\t') out += "\\t";
+    else if (cp < 0x20 || cp == 0x7F) out += fmt::format("\\x{:02x}", cp);
+    else if ((cp >= 0x80 && cp <= 0x9F) || hides_text(cp)) out += fmt::format("\\u{{{:04x}}}", cp);
+    else out.append(s.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
 bool is_ip(std::string_view s) {
   std::string str(s);
   unsigned char buf[16];
@@ -103,6 +163,16 @@ bool is_cidr(std::string_view s) {
   if (inet_pton(AF_INET, a.c_str(), buf) == 1) return prefix >= 0 && prefix <= 32;
   if (inet_pton(AF_INET6, a.c_str(), buf) == 1) return prefix >= 0 && prefix <= 128;
   return false;
+}
+
+std::optional<std::string> check_pid(std::string_view text) {
+  bool digits = !text.empty() && text.size() <= 10;
+  for (char c : text) digits = digits && c >= '0' && c <= '9';
+  long long pid = 0;
+  if (digits) std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (!digits || text[0] == '0' || pid < 1 || pid > kMaxPid)
+    return fmt::format("pid:N needs a process id from 1 to {}", kMaxPid);
+  return std::nullopt;
 }
 
 static std::unexpected<std::string> expected_got(std::string_view what, const json& v) {
@@ -170,8 +240,9 @@ std::expected<json, std::string> coerce(ValueType t, const json& v, bool from_te
     case ValueType::kDuration: {
       if (v.is_number()) {
         // A bare number in YAML means seconds, like "5" on the command line.
-        if (v.get<double>() < 0) return expected_got("a non-negative duration", v);
-        return json(v.get<double>() * 1000);
+        auto d = check_duration(Millis(v.get<double>() * 1000), v.dump());
+        if (!d) return std::unexpected(d.error());
+        return json(d->count());
       }
       if (v.is_string()) {
         auto d = parse_duration(v.get_ref<const std::string&>());
@@ -183,9 +254,17 @@ std::expected<json, std::string> coerce(ValueType t, const json& v, bool from_te
     case ValueType::kNetns: {
       if (!v.is_string()) return expected_got("a network namespace (host, NAME, /path or pid:N)", v);
       const auto& s = v.get_ref<const std::string&>();
-      bool ok = !s.empty();
-      if (s.rfind("pid:", 0) == 0) ok = as_integer(json(s.substr(4))).has_value();
-      else if (s[0] != '/') ok = s.find('/') == std::string::npos && s != "." && s != "..";
+      // Empty is not "the host": an unset variable must not move a step to the host.
+      if (s.empty())
+        return std::unexpected(
+            std::string("empty namespace name (write host for the host's namespace)"));
+      if (s.starts_with("pid:")) {
+        if (auto problem = check_pid(s.substr(4)))
+          return std::unexpected(fmt::format("{}, got {}", *problem, describe_value(v)));
+        return v;
+      }
+      bool ok = s.find('\0') == std::string::npos;
+      if (s[0] != '/') ok = ok && s.find('/') == std::string::npos && s != "." && s != "..";
       if (!ok) return expected_got("a network namespace (host, NAME, /path or pid:N)", v);
       return v;
     }

@@ -3,6 +3,7 @@
 /// `--set count=three` and `with: {count: three}` fail with the same words.
 
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,20 @@ std::string describe_value(const json& v);
 /// Replaces invalid UTF-8 sequences with U+FFFD: step output (stdout of a command, file
 /// contents, captured bytes) may be anything; facts and reports must stay valid JSON.
 std::string valid_utf8(std::string_view s);
+
+/// User text made safe to quote in a one-line message (errors, usage lines): control
+/// characters (newlines, tabs, ESC, DEL, C1 controls) and invalid UTF-8 bytes become
+/// escapes (\n, \t, \x1b, \u{202e}), as do Unicode controls that reorder or hide text
+/// (bidi overrides, zero-width). Valid printable text, including non-ASCII, is unchanged;
+/// applying it twice changes nothing more.
+std::string printable(std::string_view s);
+
+/// The largest process id a pid_t holds. (Linux hands out less, up to 2^22; a larger one
+/// is well-formed and simply not found.)
+inline constexpr long long kMaxPid = 2'147'483'647;
+/// `text` (what follows "pid:") as a process id: decimal digits without a leading zero, 1 to
+/// kMaxPid. The problem ("pid:N needs a process id from 1 to 2147483647") when it is not one.
+std::optional<std::string> check_pid(std::string_view text);
 
 bool is_ip(std::string_view s);
 bool is_cidr(std::string_view s);

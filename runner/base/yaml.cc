@@ -1,6 +1,7 @@
 #include "runner/base/yaml.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 
 #include <charconv>
 #include <cmath>
@@ -108,31 +109,90 @@ json to_json(const YAML::Node& n) {
 
 namespace {
 
-constexpr int kMaxDepth = 64;
 constexpr long kMaxNodes = 200'000;
 
-bool within(const YAML::Node& n, int depth, long& budget) {
-  if (depth > kMaxDepth || --budget < 0) return false;
+/// Where a walk stopped: the node too deep, and whether it is one of its own ancestors.
+struct Stop {
+  Pos at;
+  bool recursive = false;
+};
+
+bool within(const YAML::Node& n, std::vector<YAML::Node>& path, long& budget, Stop& stop) {
+  if (static_cast<int>(path.size()) > kMaxDepth || --budget < 0) {
+    stop.at = pos_of(n);
+    for (const auto& up : path) stop.recursive = stop.recursive || up.is(n);
+    return false;
+  }
+  path.push_back(n);
+  bool ok = true;
   if (n.IsSequence()) {
     for (const auto& item : n)
-      if (!within(item, depth + 1, budget)) return false;
+      if (!(ok = within(item, path, budget, stop))) break;
   } else if (n.IsMap()) {
-    for (auto it = n.begin(); it != n.end(); ++it)
-      if (!within(it->first, depth + 1, budget) || !within(it->second, depth + 1, budget))
-        return false;
+    for (auto it = n.begin(); it != n.end() && ok; ++it)
+      ok = within(it->first, path, budget, stop) && within(it->second, path, budget, stop);
   }
-  return true;
+  path.pop_back();
+  return ok;
+}
+
+/// The 1-based column of the first tab in the indentation of `line`, 0 when none; a line
+/// holding only blanks has no indentation to speak of.
+int tab_in_indentation(std::string_view line) {
+  size_t i = 0;
+  while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+  if (i == line.size() || line[i] == '\r' || line[i] == '#') return 0;
+  size_t tab = line.substr(0, i).find('\t');
+  return tab == std::string_view::npos ? 0 : static_cast<int>(tab) + 1;
+}
+
+/// Line `n` (1-based) of `text`, without its newline; empty past the end.
+std::string_view line_of(std::string_view text, int n) {
+  size_t start = 0;
+  for (int i = 1; i < n; ++i) {
+    start = text.find('\n', start);
+    if (start == std::string_view::npos) return {};
+    ++start;
+  }
+  size_t end = text.find('\n', start);
+  return text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
 }
 
 }  // namespace
 
-std::optional<std::string> check_limits(const YAML::Node& n) {
+std::expected<YAML::Node, ParseError> parse(const std::string& text) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+    return std::unexpected(ParseError{p, fmt::format("nesting deeper than {} levels", kMaxDepth)});
+  } catch (const YAML::Exception& e) {
+    Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+    // yaml-cpp reports a tab used for indentation as a confusing error on that line or the
+    // next ("illegal map value", "end of map not found"): name the tab instead.
+    for (int line = p.line; line >= 1 && line >= p.line - 1; --line) {
+      if (int col = tab_in_indentation(line_of(text, line)))
+        return std::unexpected(
+            ParseError{{line, col}, "tab character in indentation (YAML allows only spaces)"});
+    }
+    return std::unexpected(ParseError{p, e.msg});
+  } catch (const std::exception& e) {
+    return std::unexpected(ParseError{{}, e.what()});
+  }
+}
+
+std::optional<std::string> check_limits(const YAML::Node& n, Pos* at) {
   long budget = kMaxNodes;
-  if (within(n, 0, budget)) return std::nullopt;
-  return budget < 0
-             ? fmt::format("the document expands to more than {} values (aliases?)", kMaxNodes)
-             : fmt::format("the document nests deeper than {} levels (a recursive alias?)",
-                           kMaxDepth);
+  Stop stop;
+  std::vector<YAML::Node> path;
+  if (within(n, path, budget, stop)) return std::nullopt;
+  if (budget < 0)
+    return fmt::format("the document expands to more than {} values (aliases?)", kMaxNodes);
+  if (stop.recursive)
+    return fmt::format("the document nests deeper than {} levels (a recursive alias?)",
+                       kMaxDepth);
+  if (at) *at = stop.at;
+  return fmt::format("nesting deeper than {} levels", kMaxDepth);
 }
 
 bool has_complex_key(const YAML::Node& n) {

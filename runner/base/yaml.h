@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <expected>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,9 +27,25 @@ std::string scalar_text(const YAML::Node& n);
 /// What the user wrote, for messages: 'text' for scalars, "a list"/"a map" otherwise.
 std::string describe_node(const YAML::Node& n);
 
-/// Aliases can make a document recursive (`a: &x [*x]`) or expand exponentially; every
-/// walk below assumes this check passed. The error names the problem.
-std::optional<std::string> check_limits(const YAML::Node& n);
+/// How deep a document may nest (maps and lists in one another).
+inline constexpr int kMaxDepth = 64;
+
+/// Why a text is not YAML, and where.
+struct ParseError {
+  Pos pos;
+  std::string message;
+};
+
+/// YAML::Load with messages that say what happened: a tab in indentation is named as such
+/// (yaml-cpp says "illegal map value"), nesting too deep for yaml-cpp's parser as
+/// "nesting deeper than 64 levels" (yaml-cpp says "bad file"). Never throws.
+std::expected<YAML::Node, ParseError> parse(const std::string& text);
+
+/// Aliases can make a document recursive (`a: &x [*x]`) or expand exponentially, and a
+/// document may nest deeper than kMaxDepth; every walk below assumes this check passed.
+/// The error names the problem; `at`, when given, receives where a plain (not recursive)
+/// nesting went too deep, and is left alone otherwise.
+std::optional<std::string> check_limits(const YAML::Node& n, Pos* at = nullptr);
 
 /// True when a mapping anywhere under `n` has a non-scalar key (already reported by
 /// check_structure): its value is not worth a second, confusing message.

@@ -12,6 +12,7 @@
 #include "runner/cli/cli_internal.h"
 #include "runner/load/loader.h"
 #include "runner/load/schema.h"
+#include "runner/step/params.h"
 
 namespace netplay {
 namespace cli {
@@ -22,7 +23,8 @@ void put(std::FILE* f, const std::string& s) {
 }
 
 int usage_error(const CliIo& io, const std::string& message) {
-  put(io.err, "netplay: " + message + "\n");
+  // Messages quote what users typed and files held: one line, no raw control bytes.
+  put(io.err, "netplay: " + printable(message) + "\n");
   return 2;
 }
 
@@ -30,9 +32,10 @@ namespace {
 
 constexpr const char* kRunFooter = R"(Outputs:
   --output FORMAT[=FILE] may be repeated; FORMAT is text, json, junit or markdown. With FILE
-  the report is written atomically (temp file + rename); without it (or with FILE '-') it
-  goes to stdout. With no --output at all, and whenever no report goes to stdout, the text
-  report is printed on stdout.
+  a regular file is written atomically (temp file + rename; a symlink's target is replaced),
+  a FIFO, /dev/null or a terminal is written through; anything else is refused before the
+  run. Without FILE (or with FILE '-') the report goes to stdout. With no --output at all,
+  and whenever no report goes to stdout, the text report is printed on stdout.
   Progress: live (spinner, elapsed time) above the text report when stdout is a terminal
   showing it. Otherwise stdout holds exactly the report(s) and progress goes to stderr: live
   if stderr is a terminal, else one plain line per finished step. -q shows no progress, only
@@ -237,6 +240,7 @@ std::string describe_step(const StepSpec& s) {
     std::vector<std::string> attrs{type};
     if (p.required) attrs.push_back("required");
     if (!p.default_value.is_null()) attrs.push_back("default: " + describe_value(p.default_value));
+    if (p.min || p.max) attrs.push_back(range_text(p));
     if (!p.choices.empty()) {
       std::string c = "one of: ";
       for (size_t i = 0; i < p.choices.size(); ++i) c += (i ? ", " : "") + p.choices[i];

@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 
 #include "runner/cli/cli.h"
 #include "runner/cli/cli_internal.h"
@@ -60,18 +59,12 @@ std::expected<int, std::string> parse_jobs(const std::string& s) {
 }
 
 /// Fails before running anything when a report could not be written afterwards: finding
-/// that out after a ten-minute run would throw the run away.
-std::optional<std::string> check_writable(const OutputTarget& t) {
+/// that out after a ten-minute run would throw the run away. See check_report_path() for
+/// what a report may replace or write through.
+std::optional<std::string> check_writable(const std::string& spec, const OutputTarget& t) {
   if (t.path.empty()) return std::nullopt;
-  auto slash = t.path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : t.path.substr(0, slash));
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return fmt::format("--output {}: directory '{}' does not exist", t.path, dir);
-  if (::access(dir.c_str(), W_OK) != 0)
-    return fmt::format("--output {}: directory '{}' is not writable", t.path, dir);
-  if (::stat(t.path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    return fmt::format("--output {}: is a directory", t.path);
+  auto dest = check_report_path(t.path);
+  if (!dest) return fmt::format("--output {}: {}", spec, dest.error());
   return std::nullopt;
 }
 
@@ -94,7 +87,7 @@ int run_command(const RunArgs& a, const CliIo& io) {
   for (const auto& o : a.outputs) {
     auto t = parse_output_target(o);
     if (!t) return usage_error(io, "--output: " + t.error());
-    if (auto err = check_writable(*t)) return usage_error(io, *err);
+    if (auto err = check_writable(o, *t)) return usage_error(io, *err);
     targets.push_back(*t);
   }
   for (const auto& s : a.sets)
@@ -111,14 +104,11 @@ int run_command(const RunArgs& a, const CliIo& io) {
     text_stdout = true;
   }
 
-  {
-    std::ifstream probe(a.playbook);
-    if (!probe)
-      return usage_error(
-          io, fmt::format("{}: cannot read playbook: {}", a.playbook, std::strerror(errno)));
-  }
   auto pb = load_playbook(a.playbook);
   if (!pb) {
+    // The file itself (missing, a directory, too large): one usage line.
+    if (pb.error().size() == 1 && pb.error()[0].pos.line == 0)
+      return usage_error(io, pb.error()[0].str());
     print_diagnostics(io, pb.error());
     return 2;
   }
@@ -178,8 +168,8 @@ int run_command(const RunArgs& a, const CliIo& io) {
         put(io.out, body);
         continue;
       }
-      if (auto w = write_file_atomic(t.path, body); !w) {
-        put(io.err, "netplay: cannot write report: " + w.error() + "\n");
+      if (auto w = write_report_file(t.path, body); !w) {
+        put(io.err, "netplay: cannot write report: " + printable(w.error()) + "\n");
         if (rc != 130) rc = 2;
       }
     }

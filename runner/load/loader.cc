@@ -6,14 +6,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "runner/load/loader_internal.h"
+#include "runner/base/read_file.h"
 #include "runner/base/sha256.h"
 
 namespace netplay {
@@ -76,21 +76,14 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
   std::string code = e.src;
   std::expected<int, std::string> id;
   if (kind == Kind::kChunk) {
-    std::string label;
-    if (std::regex_match(e.src, lua_file_re())) {
-      auto slash = file_.rfind('/');
-      std::string path = e.src[0] == '/' || slash == std::string::npos
-                             ? e.src
-                             : file_.substr(0, slash + 1) + e.src;
-      std::ifstream in(path);
-      if (!in) {
-        err(n, fmt::format("{}: cannot read Lua file '{}'", field, path));
+    bool from_file = std::regex_match(e.src, lua_file_re());
+    if (from_file) {
+      auto text = read_lua_file(e.src);
+      if (!text) {
+        err(n, fmt::format("{}: {}", field, text.error()));
         return e;
       }
-      std::stringstream ss;
-      ss << in.rdbuf();
-      label = e.src + ": ";
-      code = ss.str();
+      code = std::move(*text);
     }
     id = scratch_.compile({kind, code});
     // A hook may be a bare expression ("steps.a.facts.x > 0"): treat it as its value.
@@ -100,7 +93,14 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
         id = as_expr;
       }
     }
-    if (!id) id = std::unexpected(label + id.error());
+    if (!id && from_file) {
+      id = std::unexpected(file_compile_error(e.src, id.error()));
+    } else if (!id && std::regex_match(e.src, path_like_re())) {
+      id = std::unexpected(fmt::format(
+          "'{}' is neither Lua nor the name of a Lua file (a file name ends in .lua and stays "
+          "under the playbook's directory)",
+          e.src));
+    }
   } else {
     id = scratch_.compile({kind, code});
   }
@@ -122,6 +122,45 @@ Expr Loader::compile(const YAML::Node& n, std::string_view field, Kind kind) {
   auto steps = ExprEngine::step_refs(e.src);
   if (!steps.empty()) refs_.push_back({e.pos, std::string(field), std::move(steps), current_step_});
   return e;
+}
+
+/// A hook file, named relative to the playbook's directory and never outside it: no
+/// absolute path, no '..', no symlink that leads elsewhere. A stranger's playbook must not
+/// make netplay (often root) read /etc/shadow and quote it in an error.
+std::expected<std::string, std::string> Loader::read_lua_file(const std::string& rel) {
+  const std::string rule = "a Lua file must be a relative path under the playbook's directory";
+  if (rel.front() == '/') return std::unexpected(fmt::format("'{}': {}", rel, rule));
+  for (size_t start = 0; start <= rel.size();) {
+    size_t end = rel.find('/', start);
+    if (end == std::string::npos) end = rel.size();
+    if (rel.compare(start, end - start, "..") == 0)
+      return std::unexpected(fmt::format("'{}': {} (no '..')", rel, rule));
+    start = end + 1;
+  }
+  auto slash = file_.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : file_.substr(0, slash));
+  std::string path = slash == std::string::npos ? rel : file_.substr(0, slash + 1) + rel;
+  std::error_code ec;
+  auto real_dir = std::filesystem::weakly_canonical(dir, ec);
+  auto real = ec ? std::filesystem::path() : std::filesystem::canonical(path, ec);
+  if (ec) return std::unexpected(fmt::format("cannot read Lua file '{}'", path));
+  auto [d, r] = std::mismatch(real_dir.begin(), real_dir.end(), real.begin(), real.end());
+  if (d != real_dir.end())
+    return std::unexpected(fmt::format("'{}' leads to '{}' (a symlink?): {}", rel, real.string(),
+                                       rule));
+  auto text = read_file_bounded(real.string(), {.max_bytes = kMaxLuaBytes});
+  if (!text)
+    return std::unexpected(fmt::format("cannot read Lua file '{}': {}", path, text.error()));
+  return text;
+}
+
+/// A Lua file's syntax error without the file's text: Lua quotes the token it stopped at
+/// ("near 'root:x:0:0'"); only the file, the line and what is wrong are kept.
+std::string Loader::file_compile_error(const std::string& rel, std::string message) {
+  // "line 3: unexpected symbol near 'x'" -> "check.lua: line 3: unexpected symbol"
+  if (auto near = message.find(" near "); near != std::string::npos) message.resize(near);
+  if (message.size() > 200) message = message.substr(0, 200) + "...";
+  return rel + ": " + message + " (Lua syntax error)";
 }
 
 void Loader::templates_in(const YAML::Node& n, const json::json_pointer& ptr,
@@ -147,15 +186,14 @@ void Loader::templates_in(const YAML::Node& n, const json::json_pointer& ptr,
 
 std::expected<Plan, std::vector<Diagnostic>> Loader::run(const std::string& text) {
   pb_.sha256 = sha256_hex(text);
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
-    return std::unexpected(std::vector<Diagnostic>{{file_, p, e.msg}});
-  }
-  if (auto problem = yamlx::check_limits(root))
-    return std::unexpected(std::vector<Diagnostic>{{file_, Pos{1, 1}, *problem}});
+  auto parsed = yamlx::parse(text);
+  if (!parsed)
+    return std::unexpected(
+        std::vector<Diagnostic>{{file_, parsed.error().pos, parsed.error().message}});
+  const YAML::Node root = *parsed;
+  Pos too_deep{1, 1};
+  if (auto problem = yamlx::check_limits(root, &too_deep))
+    return std::unexpected(std::vector<Diagnostic>{{file_, too_deep, *problem}});
   yamlx::check_structure(root, file_, diags_);
   load_top(root);
   check_needs();
@@ -467,14 +505,10 @@ std::expected<Plan, std::vector<Diagnostic>> load_playbook_text(
 }
 
 std::expected<Plan, std::vector<Diagnostic>> load_playbook(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return std::unexpected(
-        std::vector<Diagnostic>{{path, {}, fmt::format("cannot read: {}", std::strerror(errno))}});
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_playbook_text(ss.str(), path);
+  auto text = read_file_bounded(path, {.max_bytes = kMaxPlaybookBytes});
+  if (!text)
+    return std::unexpected(std::vector<Diagnostic>{{path, {}, "cannot read: " + text.error()}});
+  return load_playbook_text(*text, path);
 }
 
 }  // namespace netplay

@@ -3,13 +3,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
-#include "runner/load/loader.h"
+#include "runner/base/read_file.h"
 #include "runner/base/yaml.h"
+#include "runner/load/loader.h"
 
 namespace netplay {
 
@@ -24,24 +20,22 @@ std::string input_hint(const Plan& pb, std::string_view name) {
 
 void load_vars_file(const Plan& pb, const std::string& path, json& values,
                     std::vector<Diagnostic>& errors) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.push_back({path, {}, fmt::format("cannot read: {}", std::strerror(errno))});
+  // A FIFO or /dev/stdin (`--vars <(generate)`) is fine too, within the same limit.
+  auto text = read_file_bounded(path, {.max_bytes = kMaxVarsBytes, .allow_stream = true});
+  if (!text) {
+    errors.push_back({path, {}, "cannot read: " + text.error()});
     return;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  YAML::Node root;
-  try {
-    root = YAML::Load(ss.str());  // JSON is YAML, so one parser serves both
-  } catch (const YAML::Exception& e) {
-    Pos p = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
-    errors.push_back({path, p, e.msg});
+  auto parsed = yamlx::parse(*text);  // JSON is YAML, so one parser serves both
+  if (!parsed) {
+    errors.push_back({path, parsed.error().pos, parsed.error().message});
     return;
   }
+  const YAML::Node root = *parsed;
   if (root.IsNull()) return;  // an empty file sets nothing
-  if (auto problem = yamlx::check_limits(root)) {
-    errors.push_back({path, Pos{1, 1}, *problem});
+  Pos too_deep{1, 1};
+  if (auto problem = yamlx::check_limits(root, &too_deep)) {
+    errors.push_back({path, too_deep, *problem});
     return;
   }
   if (!root.IsMap()) {
@@ -88,17 +82,16 @@ void apply_set(const Plan& pb, const std::string& arg, json& values,
   if ((def->type == ValueType::kMap || def->type == ValueType::kList ||
        def->type == ValueType::kAny) &&
       !text.empty() && (text[0] == '{' || text[0] == '[')) {
-    try {
-      YAML::Node node = YAML::Load(text);
-      if (auto problem = yamlx::check_limits(node)) {
-        errors.push_back({"", {}, fmt::format("--set {}: {}", arg, *problem)});
-        return;
-      }
-      raw = yamlx::to_json(node);
-    } catch (const YAML::Exception& e) {
-      errors.push_back({"", {}, fmt::format("--set {}: {}", arg, e.msg)});
+    auto node = yamlx::parse(text);
+    if (!node) {
+      errors.push_back({"", {}, fmt::format("--set {}: {}", arg, node.error().message)});
       return;
     }
+    if (auto problem = yamlx::check_limits(*node)) {
+      errors.push_back({"", {}, fmt::format("--set {}: {}", arg, *problem)});
+      return;
+    }
+    raw = yamlx::to_json(*node);
   }
   auto c = coerce(def->type, raw, /*from_text=*/true);
   if (!c) {

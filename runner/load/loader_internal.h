@@ -52,6 +52,12 @@ inline const std::regex& lua_file_re() {
   return r;
 }
 
+/// Looks like a file path ("../x/y"): a hook that is not Lua was probably meant as one.
+inline const std::regex& path_like_re() {
+  static const std::regex r(R"([A-Za-z0-9_.-]*/[A-Za-z0-9_./-]*)");
+  return r;
+}
+
 inline std::string hint(std::string_view word, const std::vector<std::string>& candidates) {
   std::string s = did_you_mean(word, candidates);
   return s.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", s);
@@ -88,6 +94,8 @@ class Loader {
   std::vector<std::pair<std::string, YAML::Node>> str_list(const YAML::Node& n,
                                                            std::string_view field);
   Expr compile(const YAML::Node& n, std::string_view field, Kind kind);
+  std::expected<std::string, std::string> read_lua_file(const std::string& rel);
+  static std::string file_compile_error(const std::string& rel, std::string message);
   void templates_in(const YAML::Node& n, const json::json_pointer& ptr, const std::string& field,
                     std::vector<TemplateSlot>& out, Kind kind = Kind::kTemplate);
   std::optional<json> coerce_at(const YAML::Node& n, ValueType t, std::string_view field);

@@ -53,6 +53,12 @@ json type_schema(ValueType t, ValueType item) {
   return json::object();
 }
 
+/// 16777216, not 16777216.0, when the number is whole.
+json number(double d) {
+  if (d == static_cast<double>(static_cast<long long>(d))) return static_cast<long long>(d);
+  return d;
+}
+
 json param_schema(const ParamSpec& p) {
   json s = json::object();
   if (!p.doc.empty()) s["description"] = p.doc;
@@ -62,6 +68,10 @@ json param_schema(const ParamSpec& p) {
                        ? json(format_duration(Millis(def.get<double>())))
                        : def;
   json typed = type_schema(p.type, p.item_type);
+  // Bounds of a number, or of each item of a list of numbers.
+  json& bounded = p.type == ValueType::kList ? typed["items"]["anyOf"][0] : typed;
+  if (p.min) bounded["minimum"] = number(*p.min);
+  if (p.max) bounded["maximum"] = number(*p.max);
   if (!p.choices.empty()) {
     if (p.type == ValueType::kList)
       typed["items"] = {{"enum", p.choices}};
@@ -236,10 +246,13 @@ json playbook_schema() {
       {"description", "A Lua expression over inputs, steps.<id>.status|message|facts and env"},
       {"type", "string"}};
   defs["duration"] = {
-      {"description", "500ms, 5s, 1.5s, 2m, 1h; a bare number means seconds"},
+      {"description",
+       "500ms, 5s, 1.5s, 2m, 1h; a bare number means seconds; at most 168h (7 days)"},
       {"anyOf",
        json::array({{{"type", "string"}, {"pattern", "^[0-9]+(\\.[0-9]+)?(us|ms|s|m|h)?$"}},
-                    {{"type", "number"}, {"minimum", 0}}})}};
+                    {{"type", "number"},
+                     {"minimum", 0},
+                     {"maximum", number(kMaxDuration.count() / 1000)}}})}};
   defs["ip"] = {{"description", "An IPv4 or IPv6 address"},
                 {"type", "string"},
                 {"anyOf", json::array({{{"format", "ipv4"}}, {{"format", "ipv6"}}})}};
@@ -249,7 +262,8 @@ json playbook_schema() {
   defs["port"] = {{"type", "integer"}, {"minimum", 0}, {"maximum", 65535}};
   defs["netns"] = {
       {"description", "host (default) | NAME (/run/netns/NAME) | /abs/path | pid:N, or a template"},
-      {"type", "string"}};
+      {"type", "string"},
+      {"minLength", 1}};
   defs["step_id"] = {{"type", "string"}, {"pattern", "^[a-z0-9_]+$"}};
   defs["hooks"] = {{"type", "object"},
                    {"additionalProperties", false},

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "runner/base/read_file.h"
 #include "runner/lua/expr_detail.h"
 #include "runner/lua/expr_state.h"
 
@@ -287,12 +288,11 @@ std::expected<std::string, std::string> read_module(const State& im, std::string
       auto path = dir / rel;
       std::error_code ec;
       if (std::filesystem::is_regular_file(path, ec)) {
-        std::ifstream in(path, std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        if (!in)
-          return std::unexpected(fmt::format("cannot read module '{}' ({})", name, path.string()));
-        return std::move(text).str();
+        auto text = read_file_bounded(path.string(), {.max_bytes = kMaxLuaBytes});
+        if (!text)
+          return std::unexpected(fmt::format("cannot read module '{}' ({}): {}", name,
+                                             path.string(), text.error()));
+        return std::move(*text);
       }
       searched += searched.empty() ? "" : ", ";
       searched += path.string();

@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runner/base/types.h"
+
 namespace netplay {
 namespace {
 
@@ -20,11 +22,13 @@ namespace {
 /// would run in the wrong place, so its owner retires it.
 thread_local bool t_poisoned = false;
 
-bool all_digits(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  return true;
+/// What to do about a permission error: become root, or (already root) look at what
+/// denies root: a security module (SELinux, AppArmor, Yama) or a user namespace.
+std::string denied_hint(const char* what_root_needs) {
+  if (::geteuid() != 0) return fmt::format("{} (run as root)", what_root_needs);
+  return fmt::format(
+      "permission denied although running as root: a security module (SELinux, AppArmor) "
+      "or a user namespace denies it");
 }
 
 }  // namespace
@@ -33,9 +37,8 @@ std::expected<std::string, std::string> netns_path(const std::string& spec) {
   if (spec.empty() || spec == "host") return std::string();
   if (spec.starts_with("pid:")) {
     std::string_view pid = std::string_view(spec).substr(4);
-    if (!all_digits(pid) || pid.size() > 9)
-      return std::unexpected(
-          fmt::format("invalid netns '{}': expected pid:N with N a process id", spec));
+    if (auto problem = check_pid(pid))
+      return std::unexpected(fmt::format("invalid netns '{}': {}", spec, *problem));
     return fmt::format("/proc/{}/ns/net", pid);
   }
   if (spec.front() == '/') return spec;
@@ -57,8 +60,8 @@ std::expected<void, std::string> switch_to(const std::string& spec, const std::s
     if (e == ENOENT)
       return std::unexpected(fmt::format("network namespace '{}' not found ({})", spec, path));
     if (e == EACCES || e == EPERM)
-      return std::unexpected(fmt::format(
-          "opening network namespace '{}' ({}) is not permitted (run as root)", spec, path));
+      return std::unexpected(fmt::format("opening network namespace '{}' ({}): {}", spec, path,
+                                         denied_hint("not permitted")));
     return std::unexpected(
         fmt::format("cannot open network namespace '{}' ({}): {}", spec, path, std::strerror(e)));
   }
@@ -66,8 +69,8 @@ std::expected<void, std::string> switch_to(const std::string& spec, const std::s
     int e = errno;
     ::close(fd);
     if (e == EPERM)
-      return std::unexpected(
-          fmt::format("entering network namespace '{}' needs CAP_SYS_ADMIN (run as root)", spec));
+      return std::unexpected(fmt::format("entering network namespace '{}': {}", spec,
+                                         denied_hint("needs CAP_SYS_ADMIN")));
     if (e == EINVAL) return std::unexpected(fmt::format("{} is not a network namespace", path));
     return std::unexpected(
         fmt::format("cannot enter network namespace '{}' ({}): {}", spec, path, std::strerror(e)));

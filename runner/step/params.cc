@@ -18,10 +18,16 @@ std::string choices_list(const std::vector<std::string>& choices) {
   return fmt::format("[{}]", fmt::join(choices, ", "));
 }
 
-std::expected<json, std::string> check_scalar(ValueType t, const std::vector<std::string>& choices,
-                                              const json& v, const std::string& where) {
+std::expected<json, std::string> check_scalar(const ParamSpec& p, ValueType t, const json& v,
+                                              const std::string& where) {
+  const auto& choices = p.choices;
   auto c = coerce(t, v);
   if (!c) return std::unexpected(fmt::format("{}: {}", where, c.error()));
+  if (c->is_number() && ((p.min && c->get<double>() < *p.min) ||
+                         (p.max && c->get<double>() > *p.max))) {
+    return std::unexpected(
+        fmt::format("{}: expected {}, got {}", where, range_text(p), describe_value(*c)));
+  }
   if (!choices.empty() && c->is_string() &&
       std::find(choices.begin(), choices.end(), c->get<std::string>()) == choices.end()) {
     std::string hint = did_you_mean(c->get<std::string>(), choices);
@@ -34,11 +40,20 @@ std::expected<json, std::string> check_scalar(ValueType t, const std::vector<std
 
 }  // namespace
 
+std::string range_text(const ParamSpec& p) {
+  std::string what = p.type == ValueType::kList ? "items" : "a value";
+  if (p.type == ValueType::kInt || p.item_type == ValueType::kInt) what = "an integer";
+  if (p.min && p.max) return fmt::format("{} from {} to {}", what, *p.min, *p.max);
+  if (p.min) return fmt::format("{} >= {}", what, *p.min);
+  if (p.max) return fmt::format("{} <= {}", what, *p.max);
+  return what;
+}
+
 std::expected<json, std::string> check_param(const ParamSpec& p, const json& v,
                                              std::string_view where, bool allow_templates) {
   std::string w(where);
   if (allow_templates && is_template(v)) return v;
-  if (p.type != ValueType::kList) return check_scalar(p.type, p.choices, v, w);
+  if (p.type != ValueType::kList) return check_scalar(p, p.type, v, w);
   auto list = coerce(ValueType::kList, v);
   if (!list) return std::unexpected(fmt::format("{}: {}", w, list.error()));
   json out = json::array();
@@ -48,7 +63,7 @@ std::expected<json, std::string> check_param(const ParamSpec& p, const json& v,
       out.push_back(item);
       continue;
     }
-    auto c = check_scalar(p.item_type, p.choices, item, fmt::format("{}.{}", w, i));
+    auto c = check_scalar(p, p.item_type, item, fmt::format("{}.{}", w, i));
     if (!c) return c;
     out.push_back(std::move(*c));
   }

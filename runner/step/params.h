@@ -19,6 +19,9 @@ namespace netplay {
 std::expected<json, std::string> check_param(const ParamSpec& p, const json& v,
                                              std::string_view where, bool allow_templates = false);
 
+/// A number param's bounds in words: "an integer from 0 to 16777216", "an integer >= 1".
+std::string range_text(const ParamSpec& p);
+
 /// A param's default in canonical form. Defaults are written as a playbook would write
 /// them ("5s", 4789), except that a numeric default of a duration param is taken as
 /// already canonical milliseconds (5000), so both ways a step author may write it work.

@@ -8,6 +8,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct ParamSpec {
   /// A /bin/sh command line (exec's `cmd`): every `{{ }}` value in it is quoted as one word
   /// of literal text (ExprKind::kShellTemplate), unless the playbook marks it netplay.raw(v).
   bool shell_command = false;
+  /// Bounds of a number (of each item, for a list): checked by check_params at load time
+  /// and again after templates are resolved; shown by describe and in the JSON Schema.
+  std::optional<double> min;
+  std::optional<double> max;
 };
 
 struct FactSpec {
