@@ -15,6 +15,13 @@
 namespace netplay {
 namespace {
 
+/// NLMSG_OK without the macro's comparison of the unsigned nlmsg_len with a signed length
+/// (which clang reports in our code, where the macro's argument is).
+bool nlmsg_ok(const nlmsghdr* h, int len) {
+  return len >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
+         h->nlmsg_len <= static_cast<unsigned>(len);
+}
+
 using namespace std::chrono_literals;
 
 /// How often a wait looks at the cancellation flag.
@@ -140,7 +147,7 @@ std::expected<NlMessages, NlError> NetlinkSocket::receive(uint32_t seq, std::str
 
     bool finished = false;
     int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf_.data()); NLMSG_OK(h, left);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf_.data()); nlmsg_ok(h, left);
          h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_seq != seq || h->nlmsg_pid != port_) continue;  // not ours, or stale
       if ((h->nlmsg_flags & NLM_F_DUMP_INTR) && interrupted) *interrupted = true;

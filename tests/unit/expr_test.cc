@@ -411,6 +411,9 @@ TEST(Expr, CatastrophicPatternsAreRefusedUpFront) {
   EXPECT_THAT(error_of(run(e, "('a'):rep(5000):match('.-.-.-x')")), HasSubstr("too costly"));
   EXPECT_THAT(error_of(run_chunk(e, "for _ in ('a'):rep(5000):gmatch('a*a*a*b') do end")),
               HasSubstr("too costly"));
+  // Found by fuzz_expr: two repetitions, unanchored, 1000 bytes ran for over 10 s.
+  EXPECT_THAT(error_of(run(e, "string.rep('a', 1000):find('a-a-a\xd3\x9d')")),
+              HasSubstr("too costly for a 1000-byte string"));
   // Ordinary patterns, plain finds and short subjects are untouched.
   EXPECT_EQ(run(e, "('  silk-vtep  '):match('^%s*(.-)%s*$')"), json("silk-vtep"));
   EXPECT_EQ(run(e, "string.rep('a', 2000):find('a-a-a-b', 1, true)"), json(nullptr));
