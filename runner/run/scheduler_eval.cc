@@ -76,7 +76,11 @@ std::expected<PreparedStep, std::string> prepare_step(ExprEngine* engine, const 
     if (!v->is_string())
       return std::unexpected(fmt::format("netns: expected a string, got {}", describe_value(*v)));
     p.netns = v->get<std::string>();
-    if (p.netns.empty()) p.netns = "host";
+    // Never "host" by accident: an input left empty must not run a check elsewhere.
+    if (p.netns.empty())
+      return std::unexpected(
+          "netns: the template gave an empty namespace name (write host for the host's "
+          "namespace)");
   } else if (inherit_netns && (def.netns.empty() || def.netns == "host")) {
     p.netns = *inherit_netns;
   } else {

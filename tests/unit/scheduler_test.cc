@@ -361,6 +361,19 @@ TEST(Scheduler, TemplatesAndParamsAreResolved) {
   EXPECT_EQ(t.netns, "host");
 }
 
+TEST(Scheduler, ATemplatedNamespaceThatComesOutEmptyIsAnError) {
+  // An empty value must not quietly mean the host's namespace.
+  Builder b;
+  b.step("t", "test.facts").netns_tmpl = b.tmpl("{{ inputs.ns }}");
+  RunOptions opts;
+  opts.inputs = {{"ns", ""}};
+  RunReport r = run(b.pb(), opts);
+  EXPECT_EQ(result(r, "t").status, Status::kError);
+  EXPECT_EQ(result(r, "t").message,
+            "netns: the template gave an empty namespace name (write host for the host's "
+            "namespace)");
+}
+
 TEST(Scheduler, ParamTypeErrorNamesTheParam) {
   // Literal params are checked at load time; what a template produces, at run time.
   Builder b;
