@@ -108,48 +108,12 @@ void push_json_at(lua_State* L, const json& v, int depth, bool in_array) {
   }
 }
 
-/// Replaces invalid UTF-8 with U+FFFD: json strings must be valid UTF-8 or dumping them
-/// throws later, far away from the hook that produced the bytes.
-std::string to_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80           ? 1
-                 : (c >> 5) == 0x6  ? 2
-                 : (c >> 4) == 0xE  ? 3
-                 : (c >> 3) == 0x1E ? 4
-                                    : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
-    if (ok && len == 2) ok = c >= 0xC2;
-    if (ok && len == 3) {
-      unsigned cp = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
-      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
-    }
-    if (ok && len == 4) {
-      unsigned cp = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) |
-                    (s[i + 3] & 0x3F);
-      ok = cp >= 0x10000 && cp <= 0x10FFFF;
-    }
-    if (ok) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      out.append("\xEF\xBF\xBD");
-      ++i;
-    }
-  }
-  return out;
-}
-
 json string_at(lua_State* L, int idx) {
   size_t n = 0;
   const char* p = lua_tolstring(L, idx, &n);  // a string already: no conversion, no raise
   std::string_view s(p, n);
   for (unsigned char c : s) {
-    if (c >= 0x80) return to_utf8(s);
+    if (c >= 0x80) return valid_utf8(s);  // json strings must be valid UTF-8
   }
   return std::string(s);
 }

@@ -19,6 +19,7 @@
 
 #include "runner/base/read_file.h"
 #include "runner/report/reporters.h"
+#include "runner/report/reporters_internal.h"
 
 namespace netplay {
 namespace {
@@ -130,9 +131,7 @@ std::expected<ReportDestination, std::string> check_report_path(const std::strin
   return replaceable(real, dir_of(real));
 }
 
-namespace {
-
-std::expected<void, std::string> write_all(int fd, const std::string& content) {
+std::expected<void, std::string> reporters::write_all(int fd, const std::string& content) {
   const char* p = content.data();
   size_t left = content.size();
   while (left > 0) {
@@ -146,6 +145,8 @@ std::expected<void, std::string> write_all(int fd, const std::string& content) {
   }
   return {};
 }
+
+namespace {
 
 /// Writes through to a FIFO or a device: no O_CREAT, no O_TRUNC, no rename.
 std::expected<void, std::string> write_stream(const std::string& path, const std::string& content,
@@ -172,7 +173,7 @@ std::expected<void, std::string> write_stream(const std::string& path, const std
   }
   int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  auto w = write_all(fd, content);
+  auto w = reporters::write_all(fd, content);
   int e = errno;
   ::close(fd);
   if (!w) {

@@ -52,17 +52,7 @@ std::expected<void, std::string> write_file_atomic(const std::string& path,
     ::unlink(tmpl.c_str());
     return std::unexpected(fmt::format("{}: {}: {}", path, what, std::strerror(e)));
   };
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("write");
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  if (auto w = reporters::write_all(fd, content); !w) return fail("write");
   // mkstemp creates 0600; a report is meant to be read by others (CI uploaders).
   if (::fchmod(fd, 0644) != 0) return fail("chmod");
   if (::fsync(fd) != 0) return fail("fsync");

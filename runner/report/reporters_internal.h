@@ -1,6 +1,7 @@
 #pragma once
 /// Pieces shared by the reporter implementations (report_*.cc); not a public interface.
 
+#include <expected>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,10 @@ std::string fact_text(const json& v);
 
 /// The findings most severe first (fail, warn, info); rule order within one severity.
 std::vector<const Finding*> findings_by_severity(const RunReport& r);
+
+/// Writes all of `content` to `fd` (retrying short writes and EINTR); the error is
+/// strerror's text, and errno is left as the failing write set it.
+std::expected<void, std::string> write_all(int fd, const std::string& content);
 
 /// How many findings have severity `s`.
 int count_findings(const RunReport& r, Severity s);

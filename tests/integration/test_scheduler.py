@@ -13,35 +13,11 @@ import random
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 
+from procs import processes_with, wait_for
+
 BIN = os.environ.get("NETPLAY_BIN", "netplay")
-
-
-def processes_with(marker: str) -> list[int]:
-    """Pids whose command line contains `marker`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if marker.encode() in argv:
-            found.append(int(entry))
-    return found
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def playbook(marker: str) -> str:

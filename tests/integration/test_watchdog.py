@@ -12,37 +12,14 @@ import random
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
+
+from procs import processes_with, wait_for
 
 BIN = os.environ.get("NETPLAY_BIN", "netplay")
 
 # Quadratic backtracking in C: an unanchored '.-b' over a string without 'b'.
 SPIN = "select(2, string.rep('a', 300000):gsub('.-b', '')) == 0"
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if marker.encode() in argv:
-            found.append(int(entry))
-    return found
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 class Watchdog(unittest.TestCase):

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "netplay_version.h"
+#include "tests/unit/support/cli_run.h"
 
 namespace netplay {
 namespace {
@@ -21,40 +22,15 @@ using ::testing::Not;
 using ::testing::StartsWith;
 namespace fs = std::filesystem;
 
-std::string drain(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string s;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  return s;
-}
+using Outcome = CliOutcome;
 
-struct Outcome {
-  int rc;
-  std::string out;
-  std::string err;
-};
-
-/// Runs the CLI in-process with stdout/stderr captured in temp files.
+/// Runs the CLI in-process with stdout/stderr captured.
 Outcome cli(std::vector<std::string> args, const std::atomic<bool>* interrupt = nullptr,
             bool tty = false, bool no_color_env = false, bool err_tty = false) {
-  args.insert(args.begin(), "netplay");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  CliIo io;
-  io.out = std::tmpfile();
-  io.err = std::tmpfile();
-  io.interrupt = interrupt;
-  io.out_tty = tty;
-  io.err_tty = err_tty;
-  io.no_color_env = no_color_env;
-  int rc = run_cli(static_cast<int>(argv.size()), argv.data(), io);
-  Outcome o{rc, drain(io.out), drain(io.err)};
-  std::fclose(io.out);
-  std::fclose(io.err);
-  return o;
+  return run_cli_captured(std::move(args), {.interrupt = interrupt,
+                                            .out_tty = tty,
+                                            .err_tty = err_tty,
+                                            .no_color_env = no_color_env});
 }
 
 /// The single stderr line of a usage error.

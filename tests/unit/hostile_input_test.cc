@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "tests/unit/support/cli_run.h"
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -56,35 +58,9 @@ class Tmp {
   fs::path dir_;
 };
 
-std::string drain(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string s;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  return s;
-}
+using Outcome = CliOutcome;
 
-struct Outcome {
-  int rc;
-  std::string out;
-  std::string err;
-};
-
-Outcome cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "netplay");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  CliIo io;
-  io.out = std::tmpfile();
-  io.err = std::tmpfile();
-  int rc = run_cli(static_cast<int>(argv.size()), argv.data(), io);
-  Outcome o{rc, drain(io.out), drain(io.err)};
-  std::fclose(io.out);
-  std::fclose(io.err);
-  return o;
-}
+Outcome cli(std::vector<std::string> args) { return run_cli_captured(std::move(args)); }
 
 /// Exit 2 and exactly one line on stderr holding `needle`; nothing ran, nothing on stdout.
 void expect_one_line(const Outcome& o, const std::string& needle) {
