@@ -212,13 +212,28 @@ int run_command(const RunArgs& a, const CliIo& io) {
     }
   });
 
-  RunReport report = session.run(progress.get(), interrupt);
+  // Stops the watchdog when the run returns, and also when it throws (a joinable thread
+  // must not be destroyed).
+  struct StopDog {
+    std::mutex& mutex;
+    std::condition_variable& wake;
+    bool& returned;
+    std::thread& dog;
+    ~StopDog() {
+      {
+        std::lock_guard lock(mutex);
+        returned = true;
+      }
+      wake.notify_all();
+      dog.join();
+    }
+  };
+  std::optional<RunReport> finished;
   {
-    std::lock_guard lock(dog_mutex);
-    run_returned = true;
+    StopDog stop{dog_mutex, dog_wake, run_returned, dog};
+    finished = session.run(progress.get(), interrupt);
   }
-  dog_wake.notify_all();
-  dog.join();
+  const RunReport& report = *finished;
   progress.reset();  // erases the live lines before the report is printed
   std::lock_guard emit_lock(emit_mutex);
   emitted = true;
