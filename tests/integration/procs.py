@@ -2,6 +2,7 @@
 the integration tests that check netplay kills what it started."""
 
 import os
+import signal
 import time
 
 
@@ -29,3 +30,12 @@ def wait_for(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def kill_all_with(marker: str) -> None:
+    """SIGKILLs whatever a test left running with `marker` in its command line."""
+    for pid in processes_with(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import unittest
 
-from procs import processes_with, wait_for
+from procs import kill_all_with, processes_with, wait_for
 
 BIN = os.environ.get("NETPLAY_BIN", "netplay")
 
@@ -50,11 +50,7 @@ class SchedulerSignals(unittest.TestCase):
         self.report = os.path.join(self.tmp.name, "report.json")
 
     def tearDown(self):
-        for pid in processes_with(self.marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all_with(self.marker)
         self.tmp.cleanup()
 
     def start(self, *extra: str) -> subprocess.Popen:

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import unittest
 
-from procs import processes_with, wait_for
+from procs import kill_all_with, processes_with, wait_for
 
 BIN = os.environ.get("NETPLAY_BIN", "netplay")
 
@@ -48,11 +48,7 @@ steps:
         self.report = os.path.join(self.tmp.name, "report.json")
 
     def tearDown(self):
-        for pid in processes_with(self.marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all_with(self.marker)
         self.tmp.cleanup()
 
     def run_netplay(self, *extra: str, signal_after_start=None):

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/unit/support/cli_run.h"
+
 namespace netplay {
 namespace {
 
@@ -373,16 +375,6 @@ TEST(AtomicWrite, ReplacesAndLeavesNoTempFile) {
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
   EXPECT_EQ(n, 2u);
   fs::remove_all(dir);
-}
-
-std::string drain(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string s;
-  char buf[512];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  return s;
 }
 
 TEST(Progress, PlainLinePerFinishedStep) {

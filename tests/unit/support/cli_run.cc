@@ -5,8 +5,6 @@
 #include "runner/cli/cli.h"
 
 namespace netplay {
-namespace {
-
 std::string drain(std::FILE* f) {
   std::fflush(f);
   std::rewind(f);
@@ -16,8 +14,6 @@ std::string drain(std::FILE* f) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
   return s;
 }
-
-}  // namespace
 
 CliOutcome run_cli_captured(std::vector<std::string> args, const CliRunOptions& opts) {
   args.insert(args.begin(), "netplay");

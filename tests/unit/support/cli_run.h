@@ -3,6 +3,7 @@
 /// text written to stdout and stderr out.
 
 #include <atomic>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct CliRunOptions {
   bool err_tty = false;
   bool no_color_env = false;
 };
+
+/// Everything written to the temporary file `f` so far.
+std::string drain(std::FILE* f);
 
 /// Runs `netplay ARGS...` with stdout and stderr captured in temporary files.
 CliOutcome run_cli_captured(std::vector<std::string> args, const CliRunOptions& opts = {});
