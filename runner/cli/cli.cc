@@ -46,7 +46,10 @@ Exit codes (whatever the output format):
   0 nothing failed (warnings allowed)   1 a step failed or a fail finding matched
   2 invalid playbook or usage           3 steps errored but none failed
   130 interrupted: Ctrl-C/SIGTERM stops new steps, cancels running ones and still writes
-      every requested (partial) report; a second Ctrl-C kills child processes and exits now.)";
+      every requested (partial) report; a second Ctrl-C kills child processes and exits now.
+  A run that cannot stop by itself (Lua stuck inside a C function past its limits) is ended
+  by a watchdog that still writes every report, with "stopped" saying why (exit 3, or 130
+  after Ctrl-C). What playbooks can and cannot do: docs/security.md.)";
 
 /// "run, validate, list, describe or schema": the verbs of the table below.
 std::string joined_verbs(std::string_view last_sep);
