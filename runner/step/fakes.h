@@ -18,7 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "runner/step/dns.h"
+#include "runner/step/firewall.h"
+#include "runner/step/http.h"
+#include "runner/step/icmp.h"
 #include "runner/step/services.h"
+#include "runner/step/tcp.h"
 
 namespace netplay {
 
@@ -124,10 +129,20 @@ class FakeServices : public StepServices {
   Netlink& netlink() override { return fake_netlink; }
   ProcessRunner& processes() override { return fake_processes; }
   StepClock& clock() override { return fake_clock; }
+  Pinger& pinger() override { return fake_pinger; }
+  TcpConnector& tcp() override { return fake_tcp; }
+  Resolver& resolver() override { return fake_resolver; }
+  HttpClient& http() override { return fake_http; }
+  Firewall& firewall() override { return fake_firewall; }
 
   FakeNetlink fake_netlink;
   FakeProcessRunner fake_processes;
   FakeClock fake_clock;
+  FakePinger fake_pinger;
+  FakeTcpConnector fake_tcp;
+  FakeResolver fake_resolver;
+  FakeHttpClient fake_http;
+  FakeFirewall fake_firewall;
 };
 
 }  // namespace netplay

@@ -1,7 +1,12 @@
 #include "runner/step/services.h"
 
+#include "runner/step/dns.h"
+#include "runner/step/firewall.h"
+#include "runner/step/http.h"
+#include "runner/step/icmp.h"
 #include "runner/step/netlink_socket.h"
 #include "runner/step/process.h"
+#include "runner/step/tcp.h"
 
 namespace netplay {
 namespace {
@@ -21,6 +26,11 @@ struct RealServices::Impl {
   KernelNetlink netlink;
   SystemProcessRunner processes;
   SystemClock clock;
+  std::unique_ptr<Pinger> pinger = make_system_pinger();
+  std::unique_ptr<TcpConnector> tcp = make_system_tcp_connector();
+  std::unique_ptr<Resolver> resolver = make_system_resolver();
+  std::unique_ptr<HttpClient> http = make_system_http_client();
+  std::unique_ptr<Firewall> firewall = make_system_firewall();
 };
 
 RealServices::RealServices(ProcessRegistry& registry)
@@ -30,6 +40,11 @@ RealServices::~RealServices() = default;
 Netlink& RealServices::netlink() { return impl_->netlink; }
 ProcessRunner& RealServices::processes() { return impl_->processes; }
 StepClock& RealServices::clock() { return impl_->clock; }
+Pinger& RealServices::pinger() { return *impl_->pinger; }
+TcpConnector& RealServices::tcp() { return *impl_->tcp; }
+Resolver& RealServices::resolver() { return *impl_->resolver; }
+HttpClient& RealServices::http() { return *impl_->http; }
+Firewall& RealServices::firewall() { return *impl_->firewall; }
 
 RealServices& system_services() {
   // Never destroyed: a step abandoned after its timeout may outlive main().

@@ -136,8 +136,10 @@ class StepClock {
   virtual std::chrono::system_clock::time_point wall_now() const = 0;
 };
 
-// ---- Placeholders for services built later ----
-// A DNS resolver (c-ares) and a packet source (pcap) will join here, each with a fake.
+// ---- Probes ----
+// Each in its own header with its fake: runner/step/icmp.h (Pinger), tcp.h (TcpConnector),
+// dns.h (Resolver), http.h (HttpClient), firewall.h (Firewall).
+// A packet source (pcap) will join here.
 
 /// The services of one run.
 class StepServices {
@@ -146,6 +148,11 @@ class StepServices {
   virtual Netlink& netlink() = 0;
   virtual ProcessRunner& processes() = 0;
   virtual StepClock& clock() = 0;
+  virtual Pinger& pinger() = 0;
+  virtual TcpConnector& tcp() = 0;
+  virtual Resolver& resolver() = 0;
+  virtual HttpClient& http() = 0;
+  virtual Firewall& firewall() = 0;
 };
 
 class ProcessRegistry;
@@ -164,6 +171,11 @@ class RealServices : public StepServices {
   Netlink& netlink() override;
   ProcessRunner& processes() override;
   StepClock& clock() override;
+  Pinger& pinger() override;
+  TcpConnector& tcp() override;
+  Resolver& resolver() override;
+  HttpClient& http() override;
+  Firewall& firewall() override;
   ProcessRegistry& registry() { return registry_; }
 
  private:

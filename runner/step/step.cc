@@ -91,6 +91,11 @@ StepServices& StepContext::services_or_system() const {
 Netlink& StepContext::netlink() const { return services_or_system().netlink(); }
 ProcessRunner& StepContext::processes() const { return services_or_system().processes(); }
 StepClock& StepContext::clock() const { return services_or_system().clock(); }
+Pinger& StepContext::pinger() const { return services_or_system().pinger(); }
+TcpConnector& StepContext::tcp() const { return services_or_system().tcp(); }
+Resolver& StepContext::resolver() const { return services_or_system().resolver(); }
+HttpClient& StepContext::http() const { return services_or_system().http(); }
+Firewall& StepContext::firewall() const { return services_or_system().firewall(); }
 
 bool StepContext::expired() const {
   return deadline != Clock::time_point::max() && clock().now() >= deadline;

@@ -83,6 +83,11 @@ class StepServices;
 class Netlink;
 class ProcessRunner;
 class StepClock;
+class Pinger;
+class TcpConnector;
+class Resolver;
+class HttpClient;
+class Firewall;
 
 /// What a step sees of the run: deadlines and cancellation reach every native wait, and the
 /// services (runner/step/services.h) are all it touches of the system.
@@ -107,6 +112,11 @@ struct StepContext {
   Netlink& netlink() const;
   ProcessRunner& processes() const;
   StepClock& clock() const;
+  Pinger& pinger() const;
+  TcpConnector& tcp() const;
+  Resolver& resolver() const;
+  HttpClient& http() const;
+  Firewall& firewall() const;
 
   bool is_cancelled() const {
     return (cancelled && cancelled->load(std::memory_order_relaxed)) ||
