@@ -1,18 +1,21 @@
-"""A Silk-like two-cell overlay built entirely inside network namespaces the test creates.
+"""A Silk-like two-cell overlay built entirely inside network namespaces the test creates,
+wired the way Silk's own code (cloudfoundry/silk-release) wires a cell:
 
 Topology (prefix P, e.g. "np1234a-"; cells i = 1..N, containers k = 1..M per cell):
 
   P c1 (cell 1)                                   P c2 (cell 2)
     eth0 10.0.0.1/24  <---- underlay veth ---->     eth0 10.0.0.2/24
     silk-vtep vxlan id 1 dstport 4789 dev eth0 local 10.0.0.i gbp nolearning
-      MAC ee:ee:0a:ff:0i:00, address 10.255.i.0/32
-      route 10.255.j.0/24 via 10.255.j.0 dev silk-vtep onlink   (every other cell j)
+      (MTU not set: the kernel's underlay - 50 = 1450)
+      MAC ee:ee:0a:ff:0i:00, address 10.255.i.0/16 scope link
+      route 10.255.j.0/24 via 10.255.j.0 src 10.255.i.0 dev silk-vtep   (every other cell j)
       neigh 10.255.j.0 lladdr ee:ee:0a:ff:0j:00 PERMANENT
       fdb   ee:ee:0a:ff:0j:00 dst 10.0.0.j self permanent
-    s-01025500i0KK  MAC aa:aa:<hex ip>, 169.254.0.1 peer <ip>/32   (host side)
-        | veth
-  P c1k1 (container)  c-01025500i0KK  MAC ee:ee:<hex ip>, <ip>/32,
-        default via 169.254.0.1 onlink, neigh 169.254.0.1 -> aa:aa:<hex ip> PERMANENT
+    s-01025500i0KK  MAC aa:aa:<hex ip>, 169.254.0.1 peer <ip>/32 scope link   (host side)
+        | veth, MTU of silk-vtep, ARP off on both ends
+  P c1k1 (container)  eth0 (created as c-01025500i0KK and renamed, as the CNI plugin does)
+        MAC ee:ee:<hex ip>, <ip>/32, default via 169.254.0.1 src <ip>,
+        neigh 169.254.0.1 -> aa:aa:<hex ip> PERMANENT
 
 Container k of cell i has IP 10.255.i.(10+k). Addresses are private and exist only inside
 the lab's namespaces; nothing is routed to the outside.
@@ -62,7 +65,7 @@ class Container:
     ns: str
     ip: str
     host_if: str   # s-..., in the cell namespace
-    cont_if: str   # c-..., in the container namespace
+    cont_if: str   # eth0 in the container namespace (created as c-... and renamed)
     host_mac: str  # aa:aa:...
     cont_mac: str  # ee:ee:...
 
@@ -164,7 +167,8 @@ class Lab:
         self.ip(cell.ns, "link", "add", self.VTEP, "address", cell.vtep_mac, "type", "vxlan",
                 "id", "1", "dstport", str(port), "dev", cell.underlay_if, "local",
                 cell.underlay_ip, "gbp", "nolearning")
-        self.ip(cell.ns, "addr", "add", f"{cell.overlay_ip}/32", "dev", self.VTEP)
+        self.ip(cell.ns, "addr", "add", f"{cell.overlay_ip}/16", "scope", "link", "dev",
+                self.VTEP)
         self.ip(cell.ns, "link", "set", self.VTEP, "up")
         for other in self.cells:
             if other is cell:
@@ -173,18 +177,28 @@ class Lab:
                     self.VTEP, "nud", "permanent")
             self.bridge(cell.ns, "fdb", "add", other.vtep_mac, "dev", self.VTEP, "dst",
                         other.underlay_ip, "self", "permanent")
-            self.ip(cell.ns, "route", "add", other.overlay_cidr, "via", other.overlay_ip, "dev",
-                    self.VTEP, "onlink")
+            self.ip(cell.ns, "route", "add", other.overlay_cidr, "via", other.overlay_ip, "src",
+                    cell.overlay_ip, "dev", self.VTEP)
+
+    def vtep_mtu(self, cell: Cell) -> int:
+        return self.ip_json(cell.ns, "link", "show", self.VTEP)[0]["mtu"]
 
     def _add_container(self, cell: Cell, k: int) -> Container:
         ip = f"10.255.{cell.index}.{10 + k}"
+        created_as = silk_name("c-", ip)
         c = Container(ns=f"{self.prefix}c{cell.index}k{k}", ip=ip, host_if=silk_name("s-", ip),
-                      cont_if=silk_name("c-", ip), host_mac=silk_mac("aa:aa", ip),
+                      cont_if="eth0", host_mac=silk_mac("aa:aa", ip),
                       cont_mac=silk_mac("ee:ee", ip))
         self._add_ns(c.ns)
-        self.ip(cell.ns, "link", "add", c.host_if, "address", c.host_mac, "type", "veth", "peer",
-                "name", c.cont_if, "address", c.cont_mac, "netns", c.ns)
-        self.ip(cell.ns, "addr", "add", self.GATEWAY, "peer", f"{ip}/32", "dev", c.host_if)
+        mtu = str(self.vtep_mtu(cell))
+        self.ip(cell.ns, "link", "add", c.host_if, "mtu", mtu, "address", c.host_mac, "type",
+                "veth", "peer", "name", created_as, "mtu", mtu, "address", c.cont_mac, "netns",
+                c.ns)
+        self.ip(c.ns, "link", "set", created_as, "name", c.cont_if)
+        self.ip(cell.ns, "link", "set", c.host_if, "arp", "off")
+        self.ip(c.ns, "link", "set", c.cont_if, "arp", "off")
+        self.ip(cell.ns, "addr", "add", self.GATEWAY, "peer", f"{ip}/32", "scope", "link", "dev",
+                c.host_if)
         self.ip(cell.ns, "link", "set", c.host_if, "up")
         self.ip(cell.ns, "neigh", "add", ip, "lladdr", c.cont_mac, "dev", c.host_if, "nud",
                 "permanent")
@@ -192,7 +206,8 @@ class Lab:
         self.ip(c.ns, "link", "set", c.cont_if, "up")
         self.ip(c.ns, "neigh", "add", self.GATEWAY, "lladdr", c.host_mac, "dev", c.cont_if, "nud",
                 "permanent")
-        self.ip(c.ns, "route", "add", "default", "via", self.GATEWAY, "dev", c.cont_if, "onlink")
+        self.ip(c.ns, "route", "add", self.GATEWAY, "dev", c.cont_if, "scope", "link", "src", ip)
+        self.ip(c.ns, "route", "add", "default", "via", self.GATEWAY, "dev", c.cont_if, "src", ip)
         cell.containers.append(c)
         return c
 

@@ -145,7 +145,7 @@ class OracleTest(unittest.TestCase):
         self.assertIn(k1.ip, f["ips"])
         f = self.step("vtep_addr")
         self.check_addrs(f, self.lab.ip_json(c1.ns, "addr", "show", "dev", "silk-vtep")[0], "inet")
-        self.assertEqual(f["cidrs"], [f"{c1.overlay_ip}/32"])
+        self.assertEqual(f["cidrs"], [f"{c1.overlay_ip}/16"])
 
     def check_route_get(self, sid, ns, dst):
         f = self.step(sid)

@@ -150,7 +150,8 @@ class VethOnSilkLab(unittest.TestCase):
                 self.assertEqual(p["peer_index"],
                                  self.lab.ip_json(cell.ns, "link", "show", k.host_if)[0]["ifindex"])
         c1, c2 = self.lab.cells
-        under = [p for p in mine.values() if p["interface"] == "eth0"]
+        cell_ns = {c1.ns, c2.ns}
+        under = [p for p in mine.values() if p["netns"] in cell_ns and p["peer_netns"] in cell_ns]
         self.assertEqual(len(under), 1, under)
         self.assertEqual({under[0]["netns"], under[0]["peer_netns"]}, {c1.ns, c2.ns})
         self.assertEqual(len(mine), 5)  # 4 containers + the underlay, each once
