@@ -232,6 +232,26 @@ class Lab:
         self.ip(cell.ns, "link", "del", self.VTEP)
         self._build_vtep(cell, port)
 
+    def drop_vxlan(self, cell: Cell, port: int = 4789, tool: str = "nft") -> None:
+        """A firewall on `cell` that drops incoming VXLAN: an nftables rule of its own table
+        (tool "nft") or an iptables rule (Debian's iptables is the nftables backend)."""
+        if tool == "nft":
+            sh("ip", "netns", "exec", cell.ns, "nft", "-f", "-", input=(
+                "table inet np_fault {\n"
+                "  chain input {\n"
+                "    type filter hook input priority 0; policy accept;\n"
+                f"    udp dport {port} counter drop comment \"np fault\"\n"
+                "  }\n"
+                "}\n"))
+        elif tool == "iptables":
+            sh("ip", "netns", "exec", cell.ns, "iptables", "-A", "INPUT", "-p", "udp", "--dport",
+               str(port), "-j", "DROP")
+        else:
+            raise ValueError(f"unknown firewall tool {tool!r}")
+
+    def set_mtu(self, ns: str, dev: str, mtu: int) -> None:
+        self.ip(ns, "link", "set", dev, "mtu", str(mtu))
+
     # ---- oracle: iproute2's own JSON ----
     def ip_json(self, ns: str, *args: str) -> Any:
         out = sh("ip", "-n", ns, "-j", *args).stdout
