@@ -76,7 +76,7 @@ class OverlayPlaybookTest(unittest.TestCase):
         self.assertEqual(drops[0]["verdict"], "drop")
         self.assertGreaterEqual(drops[0]["packets"], 1)  # the overlay pings' replies hit it
         self.assertIn("vtep-port-blocked-here", findings)
-        self.assertIn("4789", findings["vtep-port-blocked-here"]["message"])
+        self.assertIn("4789", findings["vtep-port-blocked-here"]["finding"])
         self.assertNotIn("overlay-lost", findings)
         # From the other cell: the underlay answers, the overlay does not.
         code, steps, findings, _ = self.run_from(self.c1, self.c2)
@@ -120,7 +120,7 @@ class OverlayPlaybookTest(unittest.TestCase):
         code, steps, findings, _ = self.run_from(self.c1, self.c2, remote_netns=True)
         self.assertEqual(steps["remote_vtep"]["status"], "fail")
         self.assertIn("vtep-port-mismatch", findings)
-        self.assertIn("4790", findings["vtep-port-mismatch"]["message"])
+        self.assertIn("4790", findings["vtep-port-mismatch"]["finding"])
 
     def test_container_mtu_bigger_than_the_overlay(self):
         k = self.c1.containers[0]
