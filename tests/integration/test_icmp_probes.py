@@ -16,6 +16,7 @@ import os
 import re
 import unittest
 
+from procs import wait_for
 from silk_lab import playbook, require_root, run_playbook, sh, validate_playbook
 
 P = f"np{os.getpid() % 100000}i"
@@ -80,6 +81,18 @@ def build():
            "local", me, "remote", peer, "dev", "u0")
         sh("ip", "-n", n, "addr", "add", ov, "dev", "vx0")
         sh("ip", "-n", n, "link", "set", "vx0", "up")
+    wait_for_dad()
+
+
+def wait_for_dad():
+    """Global addresses are added with nodad, but every link's fe80:: address still goes
+    through duplicate address detection, and neighbour discovery through a router is
+    unreliable until it is done: wait until no address is tentative."""
+    def settled():
+        return all(not sh("ip", "-n", n, "-6", "addr", "show", "tentative").stdout.strip()
+                   for n in (A, B, R, C, X, Y))
+    if not wait_for(settled, 20):
+        raise AssertionError("IPv6 addresses still tentative after 20 s")
 
 
 def teardown():
@@ -110,7 +123,13 @@ class IcmpProbes(unittest.TestCase):
 
     def check(self, s, status):
         self.assertEqual(s["status"], status, f"{s['id']}: {s['message']} {s.get('expectations')}")
+        self.current = s
         return s["facts"]
+
+    def explain(self):
+        s = getattr(self, "current", None)
+        return f"{s['id']}: {s['message']} {s.get('evidence')}" if s else ""
+
 
     # ---- ping ----
 
@@ -186,7 +205,7 @@ class IcmpProbes(unittest.TestCase):
         for sid, hop in (("v4", "10.78.1.254"), ("v6", "fd00:78:1::fe")):
             s = st[sid]
             f = self.check(s, "fail")
-            self.assertEqual(f["path_mtu"], 1400)
+            self.assertEqual(f["path_mtu"], 1400, self.explain())
             self.assertEqual(f["hop"], hop)
             self.assertEqual(f["reported_mtu"], 1400)
             self.assertEqual(f["interface"], "a1")
