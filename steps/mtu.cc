@@ -230,7 +230,11 @@ class MtuStep : public Step {
       }
       if (size == lo) tried_min = true;
       auto pr = probe(size);
-      if (!pr) return StepOutput::error(service_error);
+      if (!pr) {
+        auto o = StepOutput::error(fmt::format("{} (after {} probes)", service_error, probes));
+        o.evidence = std::move(out.evidence);
+        return o;
+      }
       out.evidence.push_back(fmt::format("{} bytes: {}", size, describe(*pr)));
       if (pr->passed) {
         good = std::max(good, size);

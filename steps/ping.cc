@@ -15,6 +15,8 @@ namespace {
 
 constexpr size_t kMaxTargets = 256;
 constexpr size_t kMaxErrorFacts = 1000;
+/// Left between the end of the wait for replies and the step's deadline.
+constexpr Millis kDeadlineMargin{100};
 
 double round3(double v) { return std::round(v * 1000) / 1000; }
 double round2(double v) { return std::round(v * 100) / 100; }
@@ -197,6 +199,18 @@ class PingStep : public Step {
     req.source = p.str("source");
     req.interface = p.str("interface");
     req.ttl = static_cast<int>(p.integer("ttl", 0));
+    // The requests go out over (count - 1) * interval whatever comes back: a step timeout
+    // shorter than that can only end in "timed out", so say so now. The wait for the last
+    // replies is cut to what the step has left.
+    Millis span = req.interval * (req.count - 1);
+    Millis left = ctx.remaining();
+    if (left > Millis(0) && left <= span)
+      return StepOutput::error(fmt::format(
+          "{} requests every {} take {}, longer than the step's timeout ({} left): raise "
+          "the step's timeout or lower count",
+          req.count, format_duration(req.interval), format_duration(span),
+          format_duration(Millis(std::floor(left.count())))));
+    req.timeout = std::min(req.timeout, std::max(Millis(0), left - span - kDeadlineMargin));
     auto results = ctx.pinger().echo(req, ctx);
     if (!results) return StepOutput::error(results.error());
     return judge(ctx, *results);

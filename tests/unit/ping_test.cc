@@ -158,6 +158,29 @@ TEST(PingStep, PastTheDeadlineTheServiceSaysTimedOut) {
   EXPECT_EQ(o.message, "ping: timed out");
 }
 
+TEST(PingStep, MoreRequestsThanTheStepTimeoutAllowsIsAnErrorAtOnce) {
+  FakeServices fakes;
+  fakes.fake_pinger.answer(std::vector<EchoResult>{replies("10.0.0.2", 3, {1, 1, 1})});
+  StepContext ctx;
+  ctx.deadline = fakes.fake_clock.now() + std::chrono::seconds(10);
+  auto o = run_step("ping", {{"target", "10.0.0.2"}, {"count", 100}}, &fakes, ctx);
+  EXPECT_EQ(o.status, Status::kError);
+  EXPECT_EQ(o.message,
+            "100 requests every 200ms take 19.8s, longer than the step's timeout (10s left): "
+            "raise the step's timeout or lower count");
+  EXPECT_TRUE(fakes.fake_pinger.requests().empty());
+}
+
+TEST(PingStep, TheWaitForRepliesIsCutToTheStepTimeout) {
+  FakeServices fakes;
+  fakes.fake_pinger.answer(std::vector<EchoResult>{replies("10.0.0.2", 3, {1, 1, 1})});
+  StepContext ctx;
+  ctx.deadline = fakes.fake_clock.now() + std::chrono::seconds(1);
+  auto o = run_step("ping", {{"target", "10.0.0.2"}, {"timeout", "5s"}}, &fakes, ctx);
+  EXPECT_EQ(o.status, Status::kPass) << o.message;
+  EXPECT_EQ(fakes.fake_pinger.requests().at(0).timeout, Millis(1000 - 400 - 100));
+}
+
 TEST(PingParams, OneTargetOrAList) {
   const StepSpec& spec = Registry::instance().find("ping")->spec();
   auto one = check_params(spec, {{"target", "10.0.0.2"}}, /*load_time=*/true);
