@@ -29,6 +29,8 @@ constexpr Millis kSlice{50};
 constexpr int kIcmpFilter = 1;
 /// Errors kept per target beyond one per request (a router answering each twice, ...).
 constexpr size_t kExtraErrors = 8;
+/// Receive buffer of a raw socket (bytes).
+constexpr int kRawRcvbuf = 1 << 20;
 
 class Fd {
  public:
@@ -192,12 +194,21 @@ IcmpError classify(int family, int type, int code, uint32_t info) {
   return e;
 }
 
-// ---- One target: its socket and its requests ----
+// ---- Sockets and targets ----
+
+/// An ICMP socket of a request. A ping socket serves one target (the kernel hands it the
+/// replies to its own id); a raw socket sees every ICMP message of the namespace, so one per
+/// family serves all the targets of that family, told apart by the id of each.
+struct Sock {
+  Fd fd;
+  int family = AF_UNSPEC;
+  bool raw = false;
+  std::vector<size_t> targets;  // indices into the request's targets
+};
 
 struct Target {
   Addr addr;
-  Fd sock;
-  bool raw = false;
+  size_t sock = 0;  // index into the request's sockets
   uint16_t id = 0;  // ours on raw sockets; the kernel's (unused) on ping sockets
   std::vector<Clock::time_point> sent_at;  // by seq - 1
   std::vector<char> replied;               // by seq - 1
@@ -205,14 +216,29 @@ struct Target {
   EchoResult result;
 };
 
+/// The request's targets and the ids given to them: target i has id base + i.
+struct Targets {
+  std::vector<Target> list;
+  uint16_t id_base = 0;
+
+  /// The target of `family` whose requests carry `id`, if any.
+  Target* by_id(int family, uint16_t id) {
+    size_t i = static_cast<uint16_t>(id - id_base);
+    if (i >= list.size() || list[i].addr.family != family) return nullptr;
+    return &list[i];
+  }
+};
+
 std::string socket_error(const std::string& target, std::string_view what, int e) {
   return fmt::format("ping {}: {}: {}", target, what, std::strerror(e));
 }
 
-std::expected<void, std::string> setup_socket(Target& t, const EchoRequest& r) {
-  const std::string& name = t.result.target;
-  int family = t.addr.family;
+/// An ICMP socket of `family` with the request's options; `name` (a target) is for errors.
+std::expected<Sock, std::string> open_socket(int family, const EchoRequest& r,
+                                             const std::string& name) {
   int proto = family == AF_INET ? static_cast<int>(IPPROTO_ICMP) : static_cast<int>(IPPROTO_ICMPV6);
+  Sock s;
+  s.family = family;
   // A ping socket where net.ipv4.ping_group_range lets this process's group open one; a
   // raw socket (CAP_NET_RAW) otherwise.
   int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
@@ -228,10 +254,9 @@ std::expected<void, std::string> setup_socket(Target& t, const EchoRequest& r) {
           "socket: {} (needs a group in net.ipv4.ping_group_range)",
           name, std::strerror(raw_errno), std::strerror(ping_errno)));
     }
-    t.raw = true;
+    s.raw = true;
   }
-  t.sock = Fd(fd);
-  t.result.socket = t.raw ? "raw" : "ping";
+  s.fd = Fd(fd);
   auto set = [&](int level, int opt, int value, std::string_view what)
       -> std::expected<void, std::string> {
     if (::setsockopt(fd, level, opt, &value, sizeof value) < 0)
@@ -243,8 +268,13 @@ std::expected<void, std::string> setup_socket(Target& t, const EchoRequest& r) {
   if (auto ok = v4 ? set(SOL_IP, IP_RECVERR, 1, "IP_RECVERR")
                    : set(SOL_IPV6, IPV6_RECVERR, 1, "IPV6_RECVERR");
       !ok)
-    return ok;
-  if (t.raw) {
+    return std::unexpected(ok.error());
+  if (s.raw) {
+    // Room for the replies of every target (best effort: the forced size needs
+    // CAP_NET_ADMIN, the plain one is capped by net.core.rmem_max).
+    int rcvbuf = kRawRcvbuf;
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     // A raw socket sees every ICMP message of the namespace: keep replies and errors.
     if (v4) {
       uint32_t pass = (1u << ICMP_ECHOREPLY) | (1u << ICMP_DEST_UNREACH) |
@@ -267,18 +297,19 @@ std::expected<void, std::string> setup_socket(Target& t, const EchoRequest& r) {
     if (auto ok = v4 ? set(SOL_IP, IP_TTL, r.ttl, "IP_TTL")
                      : set(SOL_IPV6, IPV6_UNICAST_HOPS, r.ttl, "IPV6_UNICAST_HOPS");
         !ok)
-      return ok;
+      return std::unexpected(ok.error());
   }
   if (r.dont_fragment) {
     // DF set and the cached path MTU ignored (tracepath's way): each size is tried as is.
     if (v4) {
       if (auto ok = set(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, "IP_MTU_DISCOVER"); !ok)
-        return ok;
+        return std::unexpected(ok.error());
     } else {
       if (auto ok = set(SOL_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE, "IPV6_MTU_DISCOVER");
           !ok)
-        return ok;
-      if (auto ok = set(SOL_IPV6, IPV6_DONTFRAG, 1, "IPV6_DONTFRAG"); !ok) return ok;
+        return std::unexpected(ok.error());
+      if (auto ok = set(SOL_IPV6, IPV6_DONTFRAG, 1, "IPV6_DONTFRAG"); !ok)
+        return std::unexpected(ok.error());
     }
   }
   if (!r.interface.empty()) {
@@ -306,7 +337,7 @@ std::expected<void, std::string> setup_socket(Target& t, const EchoRequest& r) {
                                          std::strerror(e)));
     }
   }
-  return {};
+  return s;
 }
 
 /// Records `e` for `seq` of `t` (one reply or error answers a request).
@@ -326,10 +357,10 @@ void add_reply(Target& t, int seq, Clock::time_point now) {
   t.result.rtt_ms.push_back(std::max(0.0, ms));
 }
 
-/// The local errors queued on `t`'s socket (EMSGSIZE with the MTU the kernel knows);
-/// ICMP errors found there are matched to our requests on ping sockets (raw sockets see
-/// the ICMP messages themselves and skip them here).
-std::vector<IcmpError> drain_errqueue(Target& t, size_t cap) {
+/// The local errors queued on `s` (EMSGSIZE with the MTU the kernel knows); ICMP errors
+/// found there are matched to the target of a ping socket (raw sockets see the ICMP
+/// messages themselves and skip them here).
+std::vector<IcmpError> drain_errqueue(Sock& s, Targets& ts, size_t cap) {
   std::vector<IcmpError> local;
   for (int guard = 0; guard < 256; ++guard) {
     unsigned char data[576];
@@ -343,7 +374,7 @@ std::vector<IcmpError> drain_errqueue(Target& t, size_t cap) {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(t.sock.get(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    ssize_t n = ::recvmsg(s.fd.get(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;  // EAGAIN: empty
@@ -363,8 +394,9 @@ std::vector<IcmpError> drain_errqueue(Target& t, size_t cap) {
       local.push_back(std::move(e));
       continue;
     }
-    if (t.raw) continue;
+    if (s.raw || s.targets.empty()) continue;
     if (ee->ee_origin != SO_EE_ORIGIN_ICMP && ee->ee_origin != SO_EE_ORIGIN_ICMP6) continue;
+    Target& t = ts.list[s.targets.front()];
     // The original destination, and our echo header quoted back.
     if (!same_addr(t.addr, reinterpret_cast<const sockaddr*>(&name)) || n < 8) continue;
     IcmpError e = classify(t.addr.family, ee->ee_type, ee->ee_code, ee->ee_info);
@@ -377,14 +409,14 @@ std::vector<IcmpError> drain_errqueue(Target& t, size_t cap) {
   return local;
 }
 
-/// Matches what arrived on `t`'s socket: echo replies and (raw sockets) ICMP errors that
-/// quote one of our requests.
-void drain(Target& t, std::vector<unsigned char>& buf, size_t cap) {
-  bool v4 = t.addr.family == AF_INET;
+/// Matches what arrived on `s`: echo replies and (raw sockets) ICMP errors that quote one
+/// of our requests.
+void drain(Sock& s, Targets& ts, std::vector<unsigned char>& buf, size_t cap) {
+  bool v4 = s.family == AF_INET;
   for (int guard = 0; guard < 4096; ++guard) {
     sockaddr_storage from{};
     socklen_t from_len = sizeof from;
-    ssize_t n = ::recvfrom(t.sock.get(), buf.data(), buf.size(), MSG_DONTWAIT,
+    ssize_t n = ::recvfrom(s.fd.get(), buf.data(), buf.size(), MSG_DONTWAIT,
                            reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n < 0) {
       // A pending socket error (an ICMP error, also queued below) is reported once, ahead
@@ -396,7 +428,7 @@ void drain(Target& t, std::vector<unsigned char>& buf, size_t cap) {
     const auto* sa = reinterpret_cast<const sockaddr*>(&from);
     const unsigned char* p = buf.data();
     size_t len = static_cast<size_t>(n);
-    if (t.raw && v4) {  // a raw IPv4 socket gets the IP header too
+    if (s.raw && v4) {  // a raw IPv4 socket gets the IP header too
       if (len < 20) continue;
       size_t ihl = (p[0] & 0x0fu) * 4u;
       if (ihl < 20 || len < ihl + 8) continue;
@@ -407,45 +439,47 @@ void drain(Target& t, std::vector<unsigned char>& buf, size_t cap) {
     int type = p[0], code = p[1];
     int reply_type = v4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
     if (type == reply_type) {
-      if (!same_addr(t.addr, sa)) continue;
-      if (t.raw && get16(p + 4) != t.id) continue;
-      add_reply(t, get16(p + 6), now);
+      Target* t = s.raw ? ts.by_id(s.family, get16(p + 4))
+                        : (s.targets.empty() ? nullptr : &ts.list[s.targets.front()]);
+      if (t && same_addr(t->addr, sa)) add_reply(*t, get16(p + 6), now);
       continue;
     }
-    if (!t.raw) continue;
+    if (!s.raw) continue;
     // An error quoting our request: the IP header we sent, then our echo header.
     const unsigned char* q = p + 8;
     size_t qlen = len - 8;
     const unsigned char* echo = nullptr;
+    const unsigned char* dst = nullptr;
     if (v4) {
       if (qlen < 20) continue;
       size_t ihl = (q[0] & 0x0fu) * 4u;
       if (ihl < 20 || qlen < ihl + 8 || q[9] != IPPROTO_ICMP) continue;
-      if (std::memcmp(q + 16, t.addr.bytes(), 4) != 0) continue;
+      dst = q + 16;
       echo = q + ihl;
       if (echo[0] != ICMP_ECHO) continue;
     } else {
       if (qlen < 40 + 8 || q[6] != IPPROTO_ICMPV6) continue;
-      if (std::memcmp(q + 24, t.addr.bytes(), 16) != 0) continue;
+      dst = q + 24;
       echo = q + 40;
       if (echo[0] != ICMP6_ECHO_REQUEST) continue;
     }
-    if (get16(echo + 4) != t.id) continue;
+    Target* t = ts.by_id(s.family, get16(echo + 4));
+    if (!t || std::memcmp(dst, t->addr.bytes(), v4 ? 4 : 16) != 0) continue;
     uint32_t info = v4 ? get16(p + 6)  // icmphdr.un.frag.mtu
                        : static_cast<uint32_t>(p[4]) << 24 | static_cast<uint32_t>(p[5]) << 16 |
                              static_cast<uint32_t>(p[6]) << 8 | p[7];  // icmp6_mtu
-    IcmpError e = classify(t.addr.family, type, code, info);
+    IcmpError e = classify(s.family, type, code, info);
     if (e.kind.empty()) continue;
     e.from = sockaddr_text(sa);
     e.seq = get16(echo + 6);
-    add_error(t, std::move(e), cap);
+    add_error(*t, std::move(e), cap);
   }
-  drain_errqueue(t, cap);
+  drain_errqueue(s, ts, cap);
 }
 
-void send_request(Target& t, int seq, const EchoRequest& r, std::vector<unsigned char>& pkt,
-                  size_t cap) {
-  bool v4 = t.addr.family == AF_INET;
+void send_request(Sock& s, Target& t, Targets& ts, int seq, const EchoRequest& r,
+                  std::vector<unsigned char>& pkt, size_t cap) {
+  bool v4 = s.family == AF_INET;
   size_t n = 8 + static_cast<size_t>(r.size);
   pkt.assign(n, 0);
   for (size_t i = 8; i < n; ++i) pkt[i] = static_cast<unsigned char>(i - 8);
@@ -455,7 +489,7 @@ void send_request(Target& t, int seq, const EchoRequest& r, std::vector<unsigned
   pkt[6] = static_cast<unsigned char>(seq >> 8);
   pkt[7] = static_cast<unsigned char>(seq & 0xff);
   // The kernel sums ping sockets' and every ICMPv6 request; a raw IPv4 one is ours to sum.
-  if (v4 && t.raw) {
+  if (v4 && s.raw) {
     uint16_t sum = inet_checksum(pkt.data(), n);
     std::memcpy(pkt.data() + 2, &sum, 2);
   }
@@ -463,17 +497,17 @@ void send_request(Target& t, int seq, const EchoRequest& r, std::vector<unsigned
   // it was matched already (as a message or from the error queue), so clear it.
   int pending = 0;
   socklen_t plen = sizeof pending;
-  ::getsockopt(t.sock.get(), SOL_SOCKET, SO_ERROR, &pending, &plen);
+  ::getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &pending, &plen);
   size_t i = static_cast<size_t>(seq - 1);
   t.sent_at[i] = Clock::now();
   ++t.result.sent;
   ssize_t w;
   do {
-    w = ::sendto(t.sock.get(), pkt.data(), n, 0, t.addr.sa(), t.addr.len);
+    w = ::sendto(s.fd.get(), pkt.data(), n, 0, t.addr.sa(), t.addr.len);
   } while (w < 0 && errno == EINTR);
   if (w >= 0) return;
   int e = errno;
-  std::vector<IcmpError> local = drain_errqueue(t, cap);
+  std::vector<IcmpError> local = drain_errqueue(s, ts, cap);
   IcmpError err;
   err.kind = "local";
   err.seq = seq;
@@ -488,33 +522,46 @@ class SystemPinger : public Pinger {
   std::expected<std::vector<EchoResult>, std::string> echo(const EchoRequest& r,
                                                            const StepContext& ctx) override {
     if (r.targets.empty()) return std::unexpected("ping: no target");
+    if (r.targets.size() > 65536) return std::unexpected("ping: too many targets");
     if (r.count < 1) return std::unexpected("ping: count must be at least 1");
     if (r.size < 0 || r.size > 65507)
       return std::unexpected(fmt::format("ping: size {} is not from 0 to 65507", r.size));
     if (ctx.is_cancelled()) return std::unexpected("ping: cancelled");
     if (ctx.expired()) return std::unexpected("ping: timed out");
 
-    std::vector<Target> targets(r.targets.size());
+    Targets ts;
+    ts.list.resize(r.targets.size());
     std::random_device rd;
-    auto id_base = static_cast<uint16_t>(rd());
+    ts.id_base = static_cast<uint16_t>(rd());
     size_t count = static_cast<size_t>(r.count);
     size_t cap = count + kExtraErrors;
-    for (size_t i = 0; i < targets.size(); ++i) {
-      Target& t = targets[i];
+    std::vector<Sock> socks;
+    std::optional<size_t> shared_raw[2];  // by family: IPv4, IPv6
+    for (size_t i = 0; i < ts.list.size(); ++i) {
+      Target& t = ts.list[i];
       t.result.target = r.targets[i];
       auto a = parse_addr(r.targets[i]);
       if (!a) return std::unexpected(fmt::format("'{}' is not an IP address", r.targets[i]));
       t.addr = *a;
-      t.id = static_cast<uint16_t>(id_base + i);
+      t.id = static_cast<uint16_t>(ts.id_base + i);
       t.sent_at.assign(count, Clock::time_point{});
       t.replied.assign(count, 0);
       t.answered.assign(count, 0);
-      if (auto ok = setup_socket(t, r); !ok) return std::unexpected(ok.error());
+      auto& shared = shared_raw[t.addr.family == AF_INET ? 0 : 1];
+      if (!shared) {
+        auto s = open_socket(t.addr.family, r, t.result.target);
+        if (!s) return std::unexpected(s.error());
+        socks.push_back(std::move(*s));
+        if (socks.back().raw) shared = socks.size() - 1;
+      }
+      t.sock = shared ? *shared : socks.size() - 1;
+      socks[t.sock].targets.push_back(i);
+      t.result.socket = socks[t.sock].raw ? "raw" : "ping";
     }
 
     std::vector<unsigned char> buf(65536 + 1024), pkt;
-    std::vector<pollfd> fds(targets.size());
-    for (size_t i = 0; i < targets.size(); ++i) fds[i] = {targets[i].sock.get(), POLLIN, 0};
+    std::vector<pollfd> fds(socks.size());
+    for (size_t i = 0; i < socks.size(); ++i) fds[i] = {socks[i].fd.get(), POLLIN, 0};
 
     Millis interval = std::max(r.interval, Millis(0));
     auto start = Clock::now();
@@ -528,14 +575,15 @@ class SystemPinger : public Pinger {
         return std::unexpected("ping: timed out");
       while (next < count &&
              now >= start + std::chrono::duration_cast<Clock::duration>(interval * next)) {
-        for (auto& t : targets) send_request(t, static_cast<int>(next + 1), r, pkt, cap);
+        for (auto& t : ts.list)
+          send_request(socks[t.sock], t, ts, static_cast<int>(next + 1), r, pkt, cap);
         ++next;
         now = Clock::now();
         if (next == count)
           end = now + std::chrono::duration_cast<Clock::duration>(std::max(r.timeout, Millis(0)));
       }
       if (next == count) {
-        bool all = std::all_of(targets.begin(), targets.end(), [](const Target& t) {
+        bool all = std::all_of(ts.list.begin(), ts.list.end(), [](const Target& t) {
           return std::all_of(t.answered.begin(), t.answered.end(), [](char a) { return a; });
         });
         if (all || now >= end) break;
@@ -552,11 +600,11 @@ class SystemPinger : public Pinger {
         return std::unexpected(fmt::format("ping: poll: {}", std::strerror(errno)));
       if (ready <= 0) continue;
       for (size_t i = 0; i < fds.size(); ++i)
-        if (fds[i].revents) drain(targets[i], buf, cap);
+        if (fds[i].revents) drain(socks[i], ts, buf, cap);
     }
     std::vector<EchoResult> out;
-    out.reserve(targets.size());
-    for (auto& t : targets) out.push_back(std::move(t.result));
+    out.reserve(ts.list.size());
+    for (auto& t : ts.list) out.push_back(std::move(t.result));
     return out;
   }
 };
