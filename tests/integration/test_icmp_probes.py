@@ -184,6 +184,24 @@ class IcmpProbes(unittest.TestCase):
         self.assertEqual(st["src"]["status"], "error")
         self.assertIn("10.77.9.9", st["src"]["message"])
 
+    def test_one_target_from_an_input(self):
+        text = ("apiVersion: netplay/v1\nkind: Playbook\nmetadata: {name: lab-test}\n"
+                "inputs:\n  peer: {type: ip, required: true}\nsteps:\n"
+                + step("t", "ping", A, {"target": "{{ inputs.peer }}", "count": 1}))
+        rc, report, out, err = run_playbook(text, "--set", "peer=10.77.1.2")
+        self.assertEqual(rc, 0, err + out)
+        f = self.check(by_id(report)["t"], "pass")
+        self.assertEqual([t["target"] for t in f["targets"]], ["10.77.1.2"])
+
+    def test_more_requests_than_the_step_timeout_allows_is_an_error_at_once(self):
+        st = self.run_steps(step("long", "ping", A, {"target": "10.77.1.2", "count": 100},
+                                 extra="    timeout: 2s\n"), want_rc=3)
+        s = st["long"]
+        self.assertEqual(s["status"], "error")
+        self.assertRegex(s["message"], r"^100 requests every 200ms take 19\.8s, longer than the "
+                                       r"step's timeout \(.* left\): raise the step's timeout")
+        self.assertNotIn("sent", s["facts"])
+
     def test_count_and_size_out_of_range_are_rejected_by_validate(self):
         for param, value, text in (("count", 0, "expected an integer from 1 to 1000, got 0"),
                                    ("size", 70000,
