@@ -20,8 +20,6 @@
 namespace netplay {
 namespace {
 
-using RoutePtr = std::unique_ptr<rtnl_route, nl::Deleter<rtnl_route, rtnl_route_put>>;
-
 std::string type_name(int t) {
   char buf[32];
   return nl_rtntype2str(t, buf, sizeof buf);
@@ -199,48 +197,12 @@ class RouteStep : public Step {
     if (src && nl_addr_get_family(src.get()) != family)
       return StepOutput::error(fmt::format("from {} and destination {} are of different families",
                                            p.str("from"), dst_s));
-    std::string reply_src;
-    auto ask = [&](int* kerr) -> std::expected<RoutePtr, std::string> {
-      nl::MsgPtr msg(nlmsg_alloc_simple(RTM_GETROUTE, NLM_F_REQUEST));
-      rtmsg rtm{};
-      rtm.rtm_family = static_cast<unsigned char>(family);
-      rtm.rtm_dst_len = family == AF_INET6 ? 128 : 32;
-      rtm.rtm_flags = RTM_F_LOOKUP_TABLE;
-      if (!msg || nlmsg_append(msg.get(), &rtm, sizeof rtm, NLMSG_ALIGNTO) < 0 ||
-          nla_put_addr(msg.get(), RTA_DST, dst->get()) < 0)
-        return std::unexpected("route lookup: cannot build the request");
-      if (src) {
-        reinterpret_cast<rtmsg*>(nlmsg_data(nlmsg_hdr(msg.get())))->rtm_src_len =
-            rtm.rtm_dst_len;
-        if (nla_put_addr(msg.get(), RTA_SRC, src.get()) < 0)
-          return std::unexpected("route lookup: cannot build the request");
-      }
-      auto reply = client.request(RTM_GETROUTE, nl::payload_of(msg.get()), "route lookup");
-      if (!reply) {
-        *kerr = reply.error().kernel_errno;
-        return std::unexpected(reply.error().message);
-      }
-      for (auto& m : *reply) {
-        rtnl_route* rt = nullptr;
-        if (m.type() != RTM_NEWROUTE || rtnl_route_parse(m.hdr(), &rt) < 0) continue;
-        RoutePtr out(rt);
-        // A lookup made with a source answers with RTA_SRC instead of RTA_PREFSRC
-        // (which libnl's parser does not keep here), so read it from the reply.
-        nlattr* tb[RTA_MAX + 1] = {};
-        if (nlmsg_parse(m.hdr(), sizeof(rtmsg), tb, RTA_MAX, nullptr) >= 0 && tb[RTA_SRC]) {
-          nl::AddrPtr a(nl_addr_alloc_attr(tb[RTA_SRC], family));
-          reply_src = nl::addr_str(a.get());
-        }
-        return out;
-      }
-      return std::unexpected("route lookup: the kernel sent no route");
-    };
-    int kerr = 0;
-    auto route = ask(&kerr);
+    auto route = nl::route_get(client, dst->get(), src.get());
+    int kerr = route ? 0 : route.error().kernel_errno;
     StepOutput o;
     if (route) {
-      o.facts = route_facts(route->get(), links);
-      if (o.facts["src"] == "" && !reply_src.empty()) o.facts["src"] = reply_src;
+      o.facts = route_facts(route->route.get(), links);
+      if (o.facts["src"] == "" && !route->src.empty()) o.facts["src"] = route->src;
       o.facts["destination"] = dst_s;
       o.message = dst_s;
       auto add = [&](const char* label, const char* key) {
@@ -254,12 +216,12 @@ class RouteStep : public Step {
         o.message += " (" + o.facts["type"].get<std::string>() + ")";
       return o;
     }
-    if (kerr == 0) return StepOutput::error(route.error());
+    if (kerr == 0) return StepOutput::error(route.error().message);
     // The kernel refused the lookup. A blackhole/unreachable/prohibit route makes it fail
     // (EINVAL, EHOSTUNREACH, EACCES) just like an empty table (ENETUNREACH), so find the
     // longest prefix covering the destination to say which it is.
     auto cache = dump_routes(client, family);
-    if (!cache) return StepOutput::error(route.error() + "; " + cache.error());
+    if (!cache) return StepOutput::error(route.error().message + "; " + cache.error());
     nl_cache* c = cache->get();
     rtnl_route* best = nullptr;
     int best_len = -1;
@@ -284,7 +246,7 @@ class RouteStep : public Step {
                               std::strerror(kerr));
       return o;
     }
-    if (kerr != ENETUNREACH) return StepOutput::error(route.error());
+    if (kerr != ENETUNREACH) return StepOutput::error(route.error().message);
     o.facts["found"] = false;
     o.facts["destination"] = dst_s;
     o.message = "no route to " + dst_s;

@@ -239,7 +239,10 @@ std::string describe_step(const StepSpec& s) {
   if (s.params.empty()) out += "  (none)\n";
   for (const auto& p : s.params) {
     std::string type(to_string(p.type));
-    if (p.type == ValueType::kList) type += fmt::format(" of {}", to_string(p.item_type));
+    if (p.type == ValueType::kList) {
+      type += fmt::format(" of {}", to_string(p.item_type));
+      if (p.scalar_as_list) type += fmt::format(" (or one {})", to_string(p.item_type));
+    }
     std::vector<std::string> attrs{type};
     if (p.required) attrs.push_back("required");
     if (!p.default_value.is_null()) attrs.push_back("default: " + describe_value(p.default_value));

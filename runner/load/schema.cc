@@ -78,6 +78,11 @@ json param_schema(const ParamSpec& p) {
     else
       typed = {{"enum", p.choices}};
   }
+  // One item may stand for a list of one.
+  if (p.type == ValueType::kList && p.scalar_as_list) {
+    json item = typed["items"].contains("anyOf") ? typed["items"]["anyOf"][0] : typed["items"];
+    typed = {{"anyOf", json::array({item, typed})}};
+  }
   // Any param may be a template resolved at run time.
   if (p.type == ValueType::kString && p.choices.empty()) {
     for (auto& [k, v] : typed.items()) s[k] = v;

@@ -47,6 +47,8 @@ struct EchoResult {
   int sent = 0;
   std::vector<double> rtt_ms;  // one per reply received, in order of arrival
   std::vector<IcmpError> errors;
+  /// "ping" (SOCK_DGRAM ping socket) or "raw" (SOCK_RAW); "" when no socket was opened.
+  std::string socket;
 };
 
 class Pinger {

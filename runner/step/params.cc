@@ -25,8 +25,9 @@ std::expected<json, std::string> check_scalar(const ParamSpec& p, ValueType t, c
   if (!c) return std::unexpected(fmt::format("{}: {}", where, c.error()));
   if (c->is_number() && ((p.min && c->get<double>() < *p.min) ||
                          (p.max && c->get<double>() > *p.max))) {
-    return std::unexpected(
-        fmt::format("{}: expected {}, got {}", where, range_text(p), describe_value(*c)));
+    std::string got = t == ValueType::kDuration ? format_duration(Millis(c->get<double>()))
+                                                 : describe_value(*c);
+    return std::unexpected(fmt::format("{}: expected {}, got {}", where, range_text(p), got));
   }
   if (!choices.empty() && c->is_string() &&
       std::find(choices.begin(), choices.end(), c->get<std::string>()) == choices.end()) {
@@ -43,6 +44,14 @@ std::expected<json, std::string> check_scalar(const ParamSpec& p, ValueType t, c
 std::string range_text(const ParamSpec& p) {
   std::string what = p.type == ValueType::kList ? "items" : "a value";
   if (p.type == ValueType::kInt || p.item_type == ValueType::kInt) what = "an integer";
+  if (p.type == ValueType::kDuration) {
+    // Canonical durations are milliseconds; say them as a playbook writes them.
+    what = "a duration";
+    auto d = [](double ms) { return format_duration(Millis(ms)); };
+    if (p.min && p.max) return fmt::format("{} from {} to {}", what, d(*p.min), d(*p.max));
+    if (p.min) return fmt::format("{} >= {}", what, d(*p.min));
+    if (p.max) return fmt::format("{} <= {}", what, d(*p.max));
+  }
   if (p.min && p.max) return fmt::format("{} from {} to {}", what, *p.min, *p.max);
   if (p.min) return fmt::format("{} >= {}", what, *p.min);
   if (p.max) return fmt::format("{} <= {}", what, *p.max);
@@ -54,6 +63,12 @@ std::expected<json, std::string> check_param(const ParamSpec& p, const json& v,
   std::string w(where);
   if (allow_templates && is_template(v)) return v;
   if (p.type != ValueType::kList) return check_scalar(p, p.type, v, w);
+  if (p.scalar_as_list && !v.is_array() && !v.is_null()) {
+    // One item given as itself: checked (and reported) as the item it is.
+    auto c = check_scalar(p, p.item_type, v, w);
+    if (!c) return c;
+    return json::array({std::move(*c)});
+  }
   auto list = coerce(ValueType::kList, v);
   if (!list) return std::unexpected(fmt::format("{}: {}", w, list.error()));
   json out = json::array();

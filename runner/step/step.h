@@ -25,6 +25,9 @@ struct ParamSpec {
   bool required = false;
   std::vector<std::string> choices;    // allowed values for strings, if any
   ValueType item_type = ValueType::kString;  // for kList
+  /// For kList: a single item is taken as a list of one (`target: 10.0.0.2` as well as
+  /// `target: [10.0.0.2, 10.0.0.3]`).
+  bool scalar_as_list = false;
   /// A /bin/sh command line (exec's `cmd`): every `{{ }}` value in it is quoted as one word
   /// of literal text (ExprKind::kShellTemplate), unless the playbook marks it netplay.raw(v).
   bool shell_command = false;

@@ -142,6 +142,38 @@ std::expected<rtnl_link*, std::string> LinkTable::find(const std::string& name, 
       fmt::format("interface {} not found in this namespace; interfaces here: {}", what, names()));
 }
 
+std::expected<RouteLookup, RouteLookupError> route_get(NetlinkClient& client, nl_addr* dst,
+                                                       nl_addr* src) {
+  int family = nl_addr_get_family(dst);
+  auto fail = [](std::string m) { return std::unexpected(RouteLookupError{std::move(m), 0}); };
+  MsgPtr msg(nlmsg_alloc_simple(RTM_GETROUTE, NLM_F_REQUEST));
+  rtmsg rtm{};
+  rtm.rtm_family = static_cast<unsigned char>(family);
+  rtm.rtm_dst_len = family == AF_INET6 ? 128 : 32;
+  rtm.rtm_flags = RTM_F_LOOKUP_TABLE;
+  if (src) rtm.rtm_src_len = rtm.rtm_dst_len;
+  if (!msg || nlmsg_append(msg.get(), &rtm, sizeof rtm, NLMSG_ALIGNTO) < 0 ||
+      nla_put_addr(msg.get(), RTA_DST, dst) < 0 || (src && nla_put_addr(msg.get(), RTA_SRC, src) < 0))
+    return fail("route lookup: cannot build the request");
+  auto reply = client.request(RTM_GETROUTE, payload_of(msg.get()), "route lookup");
+  if (!reply)
+    return std::unexpected(RouteLookupError{reply.error().message, reply.error().kernel_errno});
+  for (auto& m : *reply) {
+    rtnl_route* rt = nullptr;
+    if (m.type() != RTM_NEWROUTE || rtnl_route_parse(m.hdr(), &rt) < 0) continue;
+    RouteLookup out{RoutePtr(rt), ""};
+    // A lookup made with a source answers with RTA_SRC instead of RTA_PREFSRC (which
+    // libnl's parser does not keep here), so read it from the reply.
+    nlattr* tb[RTA_MAX + 1] = {};
+    if (nlmsg_parse(m.hdr(), sizeof(rtmsg), tb, RTA_MAX, nullptr) >= 0 && tb[RTA_SRC]) {
+      AddrPtr a(nl_addr_alloc_attr(tb[RTA_SRC], family));
+      out.src = addr_str(a.get());
+    }
+    return out;
+  }
+  return fail("route lookup: the kernel sent no route");
+}
+
 std::expected<Links, std::string> open_links(const StepContext& ctx) {
   auto client = ctx.netlink().open(ctx);
   if (!client) return std::unexpected(client.error());

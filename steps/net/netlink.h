@@ -17,6 +17,7 @@
 #include <netlink/cache.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
+#include <netlink/route/route.h>
 
 #include "runner/step/services.h"
 #include "runner/step/step.h"
@@ -108,6 +109,23 @@ class LinkTable {
   /// binary searches, which matters on a node with hundreds of veths.
   std::vector<rtnl_link*> by_index_;
 };
+
+using RoutePtr = std::unique_ptr<rtnl_route, Deleter<rtnl_route, rtnl_route_put>>;
+
+/// The kernel's routing decision for one destination (what `ip route get` asks).
+struct RouteLookup {
+  RoutePtr route;
+  /// The source address the reply names (RTA_SRC) when the lookup was made with `src`;
+  /// libnl's parser does not keep it there.
+  std::string src;
+};
+struct RouteLookupError {
+  std::string message;    // "route lookup: Network is unreachable"
+  int kernel_errno = 0;   // 0: not the kernel's refusal (the request could not be made)
+};
+/// RTM_GETROUTE for `dst` (from `src` when not null), policy rules included.
+std::expected<RouteLookup, RouteLookupError> route_get(NetlinkClient& client, nl_addr* dst,
+                                                       nl_addr* src = nullptr);
 
 /// What most netlink steps start with: a client in the step's namespace and its links.
 struct Links {

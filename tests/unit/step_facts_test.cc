@@ -65,6 +65,28 @@ void route_lookup(FakeServices& f, int kernel_errno) {
         RTM_GETROUTE, {canned::route({.dst = "10.255.2.1/32", .gateway = "10.255.2.0", .oif = 2})});
 }
 
+/// Echo answers: replies up to `path_mtu` bytes, frag needed from 10.0.0.254 above it, and
+/// nothing at all (with an ICMP error) from 10.0.0.9.
+void echo_answers(FakeServices& f, int path_mtu = 1400) {
+  f.fake_pinger.answer([path_mtu](const EchoRequest& r, const StepContext&)
+                           -> std::expected<std::vector<EchoResult>, std::string> {
+    std::vector<EchoResult> out;
+    for (const auto& t : r.targets) {
+      EchoResult e{.target = t, .sent = r.count, .socket = "raw"};
+      if (t == "10.0.0.9")
+        e.errors = {{.kind = "unreachable", .from = "10.0.0.1", .type = 3, .code = 1, .seq = 1,
+                     .detail = "host unreachable"}};
+      else if (r.size + 28 > path_mtu)
+        e.errors = {{.kind = "frag_needed", .from = "10.0.0.254", .type = 3, .code = 4,
+                     .mtu = path_mtu, .seq = 1, .detail = "fragmentation needed (mtu 1400)"}};
+      else
+        e.rtt_ms.assign(static_cast<size_t>(r.count), 0.25);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
 struct Scenario {
   std::string step;
   json params;
@@ -119,6 +141,27 @@ std::vector<Scenario> scenarios() {
        }},
       {"exec", {{"cmd", "false"}, {"shell", true}},
        [](FakeServices& f) { f.fake_processes.answer(ProcessResult{.term_signal = 9}); }},
+      {"ping", {{"target", "10.0.0.2"}}, [](FakeServices& f) { echo_answers(f); }},
+      {"ping", {{"target", {"10.0.0.2", "10.0.0.9"}}, {"size", 1472}},
+       [](FakeServices& f) { echo_answers(f); }},
+      {"ping", {{"target", "not-an-ip"}}},
+      {"ping", {{"target", "10.0.0.2"}}, [](FakeServices& f) { f.fake_pinger.fail("no socket"); }},
+      {"mtu", {{"target", "10.255.2.1"}},
+       [](FakeServices& f) {
+         route_lookup(f, 0);
+         echo_answers(f);
+       }},
+      {"mtu", {{"target", "10.255.2.1"}},
+       [](FakeServices& f) {
+         route_lookup(f, 0);
+         echo_answers(f, 1500);
+       }},
+      {"mtu", {{"target", "10.0.0.9"}},
+       [](FakeServices& f) {
+         route_lookup(f, 0);
+         echo_answers(f);
+       }},
+      {"mtu", {{"target", "192.0.2.1"}}, [](FakeServices& f) { route_lookup(f, ENETUNREACH); }},
       {"sysctl", {{"key", "net.ipv4.ip_forward"}}, nullptr, true},
       {"sysctl", {{"key", "kernel.ostype"}}, nullptr, true},
       {"file", {{"path", json_file}, {"json_path", "a.b.1"}}, nullptr, true},
