@@ -237,6 +237,7 @@ class SystemHttpClient : public HttpClient {
     e.added = true;
     // curl ends the transfer at CURLOPT_TIMEOUT_MS; this loop also ends it on cancellation,
     // at the step's deadline, and (should curl overrun) shortly after the request's own.
+    const Clock::time_point started = ctx.clock().now();
     const Clock::time_point hard_stop =
         ctx.clock().now() + std::chrono::duration_cast<Clock::duration>(budget + Millis(200));
     bool overran = false;
@@ -280,7 +281,11 @@ class SystemHttpClient : public HttpClient {
       curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
       out.error_kind = error_kind(rc, os_errno);
       out.error = valid_utf8(*errbuf ? errbuf : curl_easy_strerror(rc));
-      if (overran) out.error = fmt::format("timed out after {} ms", budget.count());
+      if (overran) {  // curl never finished: its total is not set
+        out.error = fmt::format("timed out after {} ms", budget.count());
+        out.time_total_ms =
+            std::chrono::duration<double, std::milli>(ctx.clock().now() - started).count();
+      }
     }
     return out;
   }

@@ -248,7 +248,7 @@ TEST(HttpService, SilentServerTimesOutAfterConnecting) {
   EXPECT_EQ(r->status, 0);
   EXPECT_EQ(r->error_kind, "timeout");
   EXPECT_GT(r->time_connect_ms, 0);
-  EXPECT_GE(r->time_total_ms, 300);
+  EXPECT_GE(r->time_total_ms, 290);  // on curl's clock, which may read a hair under
 }
 
 TEST(HttpService, ClosedPortIsRefused) {
