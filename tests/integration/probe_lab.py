@@ -1,11 +1,12 @@
 """Two namespaces joined by a veth, with servers in one of them, for the DNS and HTTP probes.
 
-  P cli  (client)  veth 10.201.0.1/24   /etc/netns/P cli/resolv.conf -> nameserver 10.201.0.53
-  P srv  (server)  veth 10.201.0.53/24
-         dnsmasq on 10.201.0.53:53, zone apps.internal (unknown names there: NXDOMAIN)
+  P cli  (client)  veth 10.201.0.1/24, fd00:201::1/64   /etc/netns/P cli/resolv.conf -> nameserver 10.201.0.53
+  P srv  (server)  veth 10.201.0.53/24, fd00:201::53/64
+         dnsmasq on 10.201.0.53:53 and [fd00:201::53]:53, zone apps.internal (unknown names there: NXDOMAIN)
          python3 -m http.server on 10.201.0.53:8080 (index.html holds HTTP_BODY)
          tests/integration/probe_servers.py: slow DNS on :5301 (DELAY), silent DNS on :5302,
-         silent TCP on :5303
+         silent TCP on :5303, HTTPS on :8443 (a self-signed certificate for TLS_NAME and
+         10.201.0.53: ProbeLab.cert)
 
 Addresses exist only inside the lab's namespaces. Use as a context manager; down() kills every
 server it started, removes both namespaces and the resolv.conf directory, also after a
@@ -28,10 +29,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 CLIENT_IP = "10.201.0.1"
 SERVER_IP = "10.201.0.53"
+CLIENT_IP6 = "fd00:201::1"
+SERVER_IP6 = "fd00:201::53"
 HTTP_PORT = 8080
 SLOW_DNS_PORT = 5301
 SILENT_DNS_PORT = 5302
 SILENT_TCP_PORT = 5303
+HTTPS_PORT = 8443
 SLOW_DNS_DELAY_MS = 200
 HTTP_BODY = "hello from netplay's probe lab\n"
 
@@ -40,6 +44,7 @@ BACKEND = ("backend.apps.internal", "10.255.1.11", "fd00:255::11")
 WEB = ("web.apps.internal", SERVER_IP)
 SRV = ("_http._tcp.apps.internal", "backend.apps.internal", 8080, 5, 10)
 TXT = ("info.apps.internal", "netplay probe lab")
+TLS_NAME = "tls.apps.internal"
 
 
 class ProbeLab:
@@ -51,6 +56,7 @@ class ProbeLab:
         self._procs: list[subprocess.Popen] = []
         self._tmp = tempfile.mkdtemp(prefix="netplay-probe-lab-")
         self.netns_etc = f"/etc/netns/{self.client}"
+        self.cert = os.path.join(self._tmp, "cert.pem")
 
     def __enter__(self) -> "ProbeLab":
         try:
@@ -73,8 +79,10 @@ class ProbeLab:
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "-n", self.client, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0",
            "netns", self.server)
-        for ns, ip in ((self.client, CLIENT_IP), (self.server, SERVER_IP)):
+        for ns, ip, ip6 in ((self.client, CLIENT_IP, CLIENT_IP6),
+                            (self.server, SERVER_IP, SERVER_IP6)):
             sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "veth0")
+            sh("ip", "-n", ns, "addr", "add", f"{ip6}/64", "dev", "veth0", "nodad")
             sh("ip", "-n", ns, "link", "set", "veth0", "up")
         self.write_resolv_conf(f"nameserver {SERVER_IP}\nsearch apps.internal\n")
         self._start_dnsmasq()
@@ -89,8 +97,13 @@ class ProbeLab:
                      str(SLOW_DNS_DELAY_MS)])
         self._spawn(["python3", servers, "silent-dns", SERVER_IP, str(SILENT_DNS_PORT)])
         self._spawn(["python3", servers, "silent-tcp", SERVER_IP, str(SILENT_TCP_PORT)])
+        key = os.path.join(self._tmp, "key.pem")
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes", "-keyout", key, "-out", self.cert, "-days", "1", "-subj", f"/CN={TLS_NAME}",
+           "-addext", f"subjectAltName=DNS:{TLS_NAME},IP:{SERVER_IP}")
+        self._spawn(["python3", servers, "https", SERVER_IP, str(HTTPS_PORT), self.cert, key, www])
         for proto, port in (("u", 53), ("t", HTTP_PORT), ("u", SLOW_DNS_PORT),
-                            ("u", SILENT_DNS_PORT), ("t", SILENT_TCP_PORT)):
+                            ("u", SILENT_DNS_PORT), ("t", SILENT_TCP_PORT), ("t", HTTPS_PORT)):
             if not wait_for(lambda: self._listening(proto, port), 20):
                 raise RuntimeError(f"no server listening on {SERVER_IP} {proto} {port}: "
                                    f"{self._stderr_tail()}")
@@ -133,10 +146,11 @@ class ProbeLab:
         srv_name, target, port, prio, weight = SRV
         self._spawn([
             "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
-            "--no-hosts", "--bind-interfaces", f"--listen-address={SERVER_IP}", "--port=53",
+            "--no-hosts", "--bind-interfaces", f"--listen-address={SERVER_IP},{SERVER_IP6}", "--port=53",
             "--user=root", "--group=root", f"--pid-file={os.path.join(self._tmp, 'dnsmasq.pid')}",
             "--log-facility=-", "--local=/apps.internal/",
             f"--host-record={name},{v4},{v6}", f"--host-record={WEB[0]},{WEB[1]}",
+            f"--host-record={TLS_NAME},{SERVER_IP}",
             f"--srv-host={srv_name},{target},{port},{prio},{weight}",
             f"--txt-record={TXT[0]},{TXT[1]}",
         ])

@@ -6,6 +6,7 @@
                                                no records)
   probe_servers.py silent-dns IP PORT          reads UDP queries and never answers
   probe_servers.py silent-tcp IP PORT          accepts TCP connections, reads, never answers
+  probe_servers.py https IP PORT CERT KEY DIR  serves DIR over HTTPS (http.server with TLS)
 
 Each runs until killed. Only the standard library; no upstream is ever asked.
 """
@@ -78,6 +79,18 @@ def silent_tcp(ip: str, port: int) -> None:
                 c.close()
 
 
+def https(ip: str, port: int, cert: str, key: str, directory: str) -> None:
+    import functools
+    import ssl
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=directory)
+    httpd = ThreadingHTTPServer((ip, port), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd.serve_forever()
+
+
 def main() -> None:
     mode, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "slow-dns":
@@ -86,6 +99,8 @@ def main() -> None:
         silent_dns(ip, port)
     elif mode == "silent-tcp":
         silent_tcp(ip, port)
+    elif mode == "https":
+        https(ip, port, sys.argv[4], sys.argv[5], sys.argv[6])
     else:
         sys.exit(f"unknown mode {mode!r}")
 

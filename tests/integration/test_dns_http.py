@@ -1,6 +1,6 @@
 """The dns and http steps against real servers in namespaces this test creates
 (tests/integration/probe_lab.py): dnsmasq for an internal zone, a slow and a silent DNS
-server, python's http.server, a TCP server that never answers, a closed port.
+server, python's http.server (and over TLS), a TCP server that never answers, a closed port.
 
 Needs root; fails (never skips) without it. Runs the real binary: NETPLAY_BIN.
 """
@@ -9,8 +9,9 @@ import json
 import os
 import unittest
 
-from probe_lab import (BACKEND, HTTP_BODY, HTTP_PORT, SERVER_IP, SILENT_DNS_PORT, SILENT_TCP_PORT,
-                       SLOW_DNS_DELAY_MS, SLOW_DNS_PORT, SRV, TXT, WEB, ProbeLab)
+from probe_lab import (BACKEND, HTTP_BODY, HTTP_PORT, HTTPS_PORT, SERVER_IP, SERVER_IP6,
+                       SILENT_DNS_PORT, SILENT_TCP_PORT, SLOW_DNS_DELAY_MS, SLOW_DNS_PORT, SRV,
+                       TLS_NAME, TXT, WEB, ProbeLab)
 from silk_lab import playbook, require_root, run_playbook, validate_playbook
 
 
@@ -52,6 +53,7 @@ class DnsHttpTest(unittest.TestCase):
             ("dns_srv", "dns", {"name": SRV[0], "type": "SRV", "server": f"{dns}:53"}, None),
             ("dns_txt", "dns", {"name": TXT[0], "type": "TXT", "server": dns}, None),
             ("dns_ptr", "dns", {"name": BACKEND[1], "type": "PTR", "server": dns}, None),
+            ("dns_v6_server", "dns", {"name": BACKEND[0], "server": f"[{SERVER_IP6}]:53"}, None),
             ("dns_nx", "dns", {"name": "nothing.apps.internal", "server": dns}, None),
             ("dns_nx_expected", "dns", {"name": "nothing.apps.internal", "server": dns},
              {"rcode": "NXDOMAIN"}),
@@ -77,6 +79,11 @@ class DnsHttpTest(unittest.TestCase):
             ("http_404", "http", {"url": f"{BASE}/missing"}, None),
             ("http_404_expected", "http", {"url": f"{BASE}/missing"}, {"status": 404}),
             ("http_count", "http", {"url": f"{BASE}/", "count": 20}, {"failures": 0}),
+            ("https_ca", "http", {"url": f"https://{TLS_NAME}:{HTTPS_PORT}/",
+                                  "ca_file": cls.lab.cert, "body_contains": "probe lab"}, None),
+            ("https_no_verify", "http", {"url": f"https://{SERVER_IP}:{HTTPS_PORT}/",
+                                         "tls_verify": False}, None),
+            ("https_untrusted", "http", {"url": f"https://{SERVER_IP}:{HTTPS_PORT}/"}, None),
             ("http_ftp", "http", {"url": "ftp://x"}, None),
             ("http_no_host", "http", {"url": "http://"}, None),
             ("http_not_url", "http", {"url": "not a url"}, None),
@@ -115,6 +122,11 @@ class DnsHttpTest(unittest.TestCase):
         ptr = self.step("dns_ptr")["facts"]
         self.assertEqual(ptr["name"], "11.1.255.10.in-addr.arpa")
         self.assertEqual(ptr["answers"][0]["data"], BACKEND[0])
+
+    def test_ipv6_server(self):
+        f = self.step("dns_v6_server")["facts"]
+        self.assertEqual(f["server"], SERVER_IP6)
+        self.assertEqual(f["addresses"], [BACKEND[1]])
 
     def test_nxdomain_fails_by_default_and_passes_when_expected(self):
         s = self.step("dns_nx", "fail")
@@ -202,6 +214,19 @@ class DnsHttpTest(unittest.TestCase):
         self.assertGreaterEqual(s["facts"]["time_total_ms"], 950)
         self.assertRegex(s["message"], rf"^http://{SERVER_IP}:{SILENT_TCP_PORT}/: timed out after "
                                        r"1s \(connected in [0-9.]+ ms, no first byte\)$")
+
+    def test_https(self):
+        for sid in ("https_ca", "https_no_verify"):
+            s = self.step(sid)
+            f = s["facts"]
+            self.assertEqual(f["status"], 200)
+            self.assertEqual(f["body"], HTTP_BODY)
+            self.assertGreater(f["time_tls_ms"], f["time_connect_ms"])
+            self.assertLessEqual(f["time_tls_ms"], f["time_first_byte_ms"])
+            self.assertIn(", tls ", s["message"])
+        s = self.step("https_untrusted", "fail")
+        self.assertEqual(s["facts"]["error"], "tls")
+        self.assertRegex(s["message"], rf"^https://{SERVER_IP}:{HTTPS_PORT}/: tls error: ")
 
     def test_404(self):
         s = self.step("http_404", "fail")
