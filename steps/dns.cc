@@ -126,14 +126,16 @@ class DnsStep : public Step {
                     .default_value = 1,
                     .min = 1,
                     .max = 10}},
-        .facts = {{"name", "string", "The name asked (the arpa name for PTR; with search, the "
-                                     "last name tried)"},
+        .facts = {{"name", "string",
+                   "The name asked (the arpa name for PTR; with search, the "
+                   "last name tried)"},
                   {"type", "string", "The record type asked"},
                   {"rcode", "string",
                    "NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR, NOTIMP; timeout when no "
                    "answer came, unreachable when the server's port was closed (last query)"},
-                  {"answers", "list", "Answer records of the last query: maps name, type, ttl, "
-                                      "data (address, target, 'PRIO WEIGHT PORT TARGET', text)"},
+                  {"answers", "list",
+                   "Answer records of the last query: maps name, type, ttl, "
+                   "data (address, target, 'PRIO WEIGHT PORT TARGET', text)"},
                   {"answer_count", "int", "Number of answer records"},
                   {"addresses", "list", "The A and AAAA data of the answers"},
                   {"query_ms", "number", "Time from query to answer (of the last query)"},
@@ -148,12 +150,13 @@ class DnsStep : public Step {
                   {"p50_ms", "number", "Median of answered queries (count > 1)"},
                   {"p90_ms", "number", "90th percentile of answered queries (count > 1)"},
                   {"p99_ms", "number", "99th percentile of answered queries (count > 1)"}},
-        .example = "- id: backend_dns\n  uses: dns\n  netns: app1\n"
-                   "  with: {name: backend.apps.internal, type: A}\n"
-                   "  expect: {addresses: {contains: 10.255.1.11}}\n"
-                   "- id: dns_latency\n  uses: dns\n"
-                   "  with: {name: backend.apps.internal, server: 169.254.0.2, count: 100}\n"
-                   "  expect: {p99_ms: {lt: 50}, timeouts: 0}\n",
+        .example =
+            "- id: backend_dns\n  uses: dns\n  netns: app1\n"
+            "  with: {name: backend.apps.internal, type: A}\n"
+            "  expect: {addresses: {contains: 10.255.1.11}}\n"
+            "- id: dns_latency\n  uses: dns\n"
+            "  with: {name: backend.apps.internal, server: 169.254.0.2, count: 100}\n"
+            "  expect: {p99_ms: {lt: 50}, timeouts: 0}\n",
     };
     return s;
   }
@@ -189,8 +192,7 @@ class DnsStep : public Step {
           fmt::format("name servers from {}: {}", conf->path, fmt::join(servers, ", ")));
     }
     std::vector<std::string> names =
-        search ? resolve::search_candidates(name, *conf)
-                                   : std::vector<std::string>{name};
+        search ? resolve::search_candidates(name, *conf) : std::vector<std::string>{name};
 
     const std::string server_list = fmt::format("{}", fmt::join(servers, ", "));
     std::vector<double> times;
@@ -244,10 +246,9 @@ class DnsStep : public Step {
     out.facts["query_ms"] = stats::round_ms(last.query_ms);
     out.facts["server"] = last.server.empty() ? servers.front() : last.server;
 
-    std::string what =
-        search && asked != name && !asked.empty()
-            ? fmt::format("{} -> {} {}", printable(name), printable(asked), type)
-            : fmt::format("{} {}", printable(name), type);
+    std::string what = search && asked != name && !asked.empty()
+                           ? fmt::format("{} -> {} {}", printable(name), printable(asked), type)
+                           : fmt::format("{} {}", printable(name), type);
     if (count == 1) {
       out.message = fmt::format("{}: {}", what, describe(last, type, server_list, timeout));
     } else {
@@ -266,17 +267,16 @@ class DnsStep : public Step {
       std::string counts;
       for (const auto& [k, v] : rcodes)
         counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", k, v);
-      std::string spread =
-          times.empty() ? std::string("no answers")
-                        : fmt::format("p50 {}, p99 {}, max {}", ms_text(st.p50), ms_text(st.p99),
-                                      ms_text(st.max));
+      std::string spread = times.empty() ? std::string("no answers")
+                                         : fmt::format("p50 {}, p99 {}, max {}", ms_text(st.p50),
+                                                       ms_text(st.p99), ms_text(st.max));
       if (bad == 0) {
         out.message = fmt::format("{} x{}: {} ({}, {}, from {})", what, sent,
                                   data_list(last.answers, type), last.rcode, spread, last.server);
       } else {
-        out.message = fmt::format("{} x{}: {}/{} without records ({}; {}); last: {}", what, sent,
-                                  bad, sent, counts, spread,
-                                  describe(last, type, server_list, timeout));
+        out.message =
+            fmt::format("{} x{}: {}/{} without records ({}; {}); last: {}", what, sent, bad, sent,
+                        counts, spread, describe(last, type, server_list, timeout));
       }
       if (sent < count)
         out.message += fmt::format(" (stopped after {} of {}: step timeout)", sent, count);
@@ -286,7 +286,6 @@ class DnsStep : public Step {
     if (bad > 0 && !judged) out.status = Status::kFail;
     return out;
   }
-
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <thread>
 
 #include <fmt/format.h>
@@ -22,8 +23,7 @@ namespace {
 constexpr size_t kBodyFactBytes = 4096;
 
 bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -37,8 +37,8 @@ struct Pin {
 /// A `resolve` entry, "HOST:PORT:ADDRESS[,ADDRESS...]" (an IPv6 address in [ ]).
 std::expected<Pin, std::string> parse_pin(const std::string& s) {
   auto bad = [&](std::string_view why) -> std::expected<Pin, std::string> {
-    return std::unexpected(fmt::format("bad resolve entry '{}': {} (expected HOST:PORT:ADDRESS)",
-                                       printable(s), why));
+    return std::unexpected(
+        fmt::format("bad resolve entry '{}': {} (expected HOST:PORT:ADDRESS)", printable(s), why));
   };
   size_t a = s.find(':');
   if (a == std::string::npos || a == 0) return bad("no host");
@@ -66,15 +66,19 @@ std::expected<Pin, std::string> parse_pin(const std::string& s) {
 
 std::string ms(double v) { return fmt::format("{:.1f}", v); }
 
-bool failed(const HttpResponse& r) { return !r.error_kind.empty() || r.status >= 400 || r.status == 0; }
+bool failed(const HttpResponse& r) {
+  return !r.error_kind.empty() || r.status >= 400 || r.status == 0;
+}
 
 /// What happened to one request, for the one-line message (after "URL: ").
 std::string describe(const HttpResponse& r, Millis timeout) {
   if (r.error_kind == "timeout") {
     std::string progress =
-        r.time_first_byte_ms > 0 ? fmt::format("first byte at {} ms, then stalled", ms(r.time_first_byte_ms))
-        : r.time_connect_ms > 0  ? fmt::format("connected in {} ms, no first byte", ms(r.time_connect_ms))
-                                 : std::string("not connected");
+        r.time_first_byte_ms > 0
+            ? fmt::format("first byte at {} ms, then stalled", ms(r.time_first_byte_ms))
+        : r.time_connect_ms > 0
+            ? fmt::format("connected in {} ms, no first byte", ms(r.time_connect_ms))
+            : std::string("not connected");
     return fmt::format("timed out after {} ({})", format_duration(timeout), progress);
   }
   std::string peer = r.remote_ip.empty() ? "" : fmt::format(" ({}:{})", r.remote_ip, r.remote_port);
@@ -189,20 +193,22 @@ class HttpStep : public Step {
                   {"remote_ip", "string", "The address connected to"},
                   {"remote_port", "int", "The port connected to"},
                   {"requests", "int", "Requests sent (count > 1)"},
-                  {"failures", "int", "Requests without a response or with status >= 400 "
-                                      "(count > 1)"},
+                  {"failures", "int",
+                   "Requests without a response or with status >= 400 "
+                   "(count > 1)"},
                   {"time_total_min_ms", "number", "Fastest total time (count > 1)"},
                   {"time_total_avg_ms", "number", "Mean total time (count > 1)"},
                   {"time_total_p50_ms", "number", "Median total time (count > 1)"},
                   {"time_total_p90_ms", "number", "90th percentile total time (count > 1)"},
                   {"time_total_p99_ms", "number", "99th percentile total time (count > 1)"},
                   {"time_total_max_ms", "number", "Slowest total time (count > 1)"}},
-        .example = "- id: backend_health\n  uses: http\n  netns: app1\n"
-                   "  with: {url: 'http://backend.apps.internal:8080/health', timeout: 2s,\n"
-                   "         body_contains: ok}\n"
-                   "- id: not_found\n  uses: http\n"
-                   "  with: {url: 'https://api.example/v1/x', resolve: ['api.example:443:10.0.0.8']}\n"
-                   "  expect: {status: 404}\n",
+        .example =
+            "- id: backend_health\n  uses: http\n  netns: app1\n"
+            "  with: {url: 'http://backend.apps.internal:8080/health', timeout: 2s,\n"
+            "         body_contains: ok}\n"
+            "- id: not_found\n  uses: http\n"
+            "  with: {url: 'https://api.example/v1/x', resolve: ['api.example:443:10.0.0.8']}\n"
+            "  expect: {status: 404}\n",
     };
     return s;
   }
@@ -237,6 +243,7 @@ class HttpStep : public Step {
     std::vector<double> totals;
     int failures = 0, sent = 0;
     HttpResponse last;
+    Millis last_budget = timeout;  // what the last request had: the step's deadline may cut it
     for (int i = 0; i < count; ++i) {
       if (i > 0 && interval > Millis(0) && !pause(ctx, interval)) break;
       if (ctx.is_cancelled()) return StepOutput::error("http: cancelled");
@@ -266,11 +273,14 @@ class HttpStep : public Step {
           bracketed.push_back(a.find(':') != std::string::npos ? "[" + a + "]" : a);
         r.resolve.push_back(
             fmt::format("{}:{}:{}", parsed->host, parsed->port, fmt::join(bracketed, ",")));
-        r.timeout = std::max(Millis(1), timeout - std::chrono::duration_cast<Millis>(
-                                                      std::chrono::duration<double, std::milli>(dns_ms)));
+        r.timeout =
+            std::max(Millis(1), timeout - std::chrono::duration_cast<Millis>(
+                                              std::chrono::duration<double, std::milli>(dns_ms)));
       } else {
         r.timeout = timeout;
       }
+      last_budget =
+          Millis(std::round((std::min(r.timeout, ctx.remaining()) + Millis(dns_ms)).count()));
       auto resp = ctx.http().fetch(r, ctx);
       if (!resp) return StepOutput::error(resp.error());
       ++sent;
@@ -310,7 +320,7 @@ class HttpStep : public Step {
 
     const std::string target = printable(url);
     if (count == 1) {
-      out.message = fmt::format("{}: {}", target, describe(last, timeout));
+      out.message = fmt::format("{}: {}", target, describe(last, last_budget));
     } else {
       auto st = stats::summarize(totals);
       out.facts["requests"] = sent;
@@ -321,12 +331,11 @@ class HttpStep : public Step {
       out.facts["time_total_p90_ms"] = stats::round_ms(st.p90);
       out.facts["time_total_p99_ms"] = stats::round_ms(st.p99);
       out.facts["time_total_max_ms"] = stats::round_ms(st.max);
-      std::string spread = totals.empty()
-                               ? std::string("no responses")
-                               : fmt::format("total p50 {} ms, p99 {} ms, max {} ms", ms(st.p50),
-                                             ms(st.p99), ms(st.max));
+      std::string spread = totals.empty() ? std::string("no responses")
+                                          : fmt::format("total p50 {} ms, p99 {} ms, max {} ms",
+                                                        ms(st.p50), ms(st.p99), ms(st.max));
       out.message = fmt::format("{} x{}: {} failed, {}; last: {}", target, sent, failures, spread,
-                                describe(last, timeout));
+                                describe(last, last_budget));
       if (sent < count)
         out.message += fmt::format(" (stopped after {} of {}: step timeout)", sent, count);
     }
@@ -335,7 +344,8 @@ class HttpStep : public Step {
       out.status = Status::kFail;
     } else if (!contains && !ctx.expects("body_contains") && !failed(last)) {
       out.status = Status::kFail;
-      out.message += fmt::format("; the body does not contain '{}'", printable(p.str("body_contains")));
+      out.message +=
+          fmt::format("; the body does not contain '{}'", printable(p.str("body_contains")));
     }
     return out;
   }

@@ -111,8 +111,8 @@ struct TypeName {
   int code;
   const char* name;
 };
-constexpr TypeName kTypes[] = {{1, "A"},    {2, "NS"},   {5, "CNAME"}, {6, "SOA"},  {12, "PTR"},
-                               {15, "MX"},  {16, "TXT"}, {28, "AAAA"}, {33, "SRV"}};
+constexpr TypeName kTypes[] = {{1, "A"},   {2, "NS"},   {5, "CNAME"}, {6, "SOA"}, {12, "PTR"},
+                               {15, "MX"}, {16, "TXT"}, {28, "AAAA"}, {33, "SRV"}};
 
 std::optional<int> type_code(std::string_view name) {
   for (const auto& t : kTypes)
@@ -127,8 +127,8 @@ std::string type_name(int code) {
 }
 
 std::string rcode_name(int rcode) {
-  static constexpr const char* kNames[] = {"NOERROR", "FORMERR", "SERVFAIL",
-                                           "NXDOMAIN", "NOTIMP", "REFUSED"};
+  static constexpr const char* kNames[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                           "NXDOMAIN", "NOTIMP",  "REFUSED"};
   if (rcode >= 0 && rcode < 6) return kNames[rcode];
   return fmt::format("RCODE{}", rcode);
 }
@@ -300,7 +300,8 @@ Attempt ask_once(const DnsServer& server, const std::vector<unsigned char>& quer
   opts.flags = ARES_FLAG_NOCHECKRESP;
   opts.timeout = static_cast<int>(std::clamp<Millis::rep>(timeout.count(), 1, 1 << 30));
   opts.tries = 1;
-  int rc = ares_init_options(&ch.get(), &opts, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  int rc =
+      ares_init_options(&ch.get(), &opts, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
   if (rc != ARES_SUCCESS) {
     a.error = fmt::format("cannot start a resolver: {}", ares_strerror(rc));
     return a;
@@ -401,7 +402,8 @@ class SystemResolver : public Resolver {
       servers.push_back(*d);
     }
     auto type = type_code(q.type);
-    if (!type) return std::unexpected(fmt::format("dns: unsupported query type '{}'", printable(q.type)));
+    if (!type)
+      return std::unexpected(fmt::format("dns: unsupported query type '{}'", printable(q.type)));
     std::string name = q.type == "PTR" ? reverse_name(q.name) : q.name;
     unsigned char* buf = nullptr;
     int buflen = 0;

@@ -32,9 +32,9 @@ std::string lower(std::string s) {
 
 std::expected<HttpUrl, std::string> parse_http_url(const std::string& url) {
   if (url.find("://") == std::string::npos)
-    return std::unexpected(fmt::format(
-        "bad URL '{}': expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH",
-        printable(url)));
+    return std::unexpected(
+        fmt::format("bad URL '{}': expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH",
+                    printable(url)));
   std::unique_ptr<CURLU, UrlFree> u(curl_url());
   if (!u) return std::unexpected("http: out of memory");
   CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);

@@ -17,7 +17,7 @@ namespace netplay::resolve {
 
 /// What is read of a resolv.conf.
 struct ResolvConf {
-  std::string path;  // the file read
+  std::string path;                      // the file read
   std::vector<std::string> nameservers;  // as written ("10.0.0.53", "fd00::53")
   std::vector<std::string> search;       // search (or domain) list
   int ndots = 1;                         // options ndots:N

@@ -61,7 +61,8 @@ def main():
         steps = {s["id"]: s for s in r["steps"]}
         for sid in ("dns", "http"):
             if steps[sid]["status"] != "pass":
-                sys.exit(f"bench: {sid} did not pass (exit {p.returncode}): {steps[sid]['message']}")
+                sys.exit(f"bench: {sid} did not pass (exit {p.returncode}): "
+                         f"{steps[sid]['message']}")
         dns, http = steps["dns"]["facts"], steps["http"]["facts"]
 
         loop = (f"for i in $(seq {n}); do dig @{SERVER_IP} {BACKEND[0]} A +tries=1 +time=2; "
@@ -85,10 +86,11 @@ def main():
           f"{http['time_total_p90_ms']:>8.3f} {http['time_total_p99_ms']:>8.3f} "
           f"{http['time_total_max_ms']:>8.3f}")
     print()
-    print(f"{'dns step duration (all ' + str(n) + ' queries)':<44} {steps['dns']['duration_ms']:>8.1f} ms "
-          f"= {steps['dns']['duration_ms'] / n:.3f} ms per query")
+    dns_dur, http_dur = steps["dns"]["duration_ms"], steps["http"]["duration_ms"]
+    print(f"{'dns step duration (all ' + str(n) + ' queries)':<44} {dns_dur:>8.1f} ms "
+          f"= {dns_dur / n:.3f} ms per query")
     print(f"{'dig: wall per process (' + str(n) + ' runs)':<44} {dig_wall / n:>8.1f} ms")
-    print(f"{'http step duration (all ' + str(n) + ' requests)':<44} {steps['http']['duration_ms']:>8.1f} ms")
+    print(f"{'http step duration (all ' + str(n) + ' requests)':<44} {http_dur:>8.1f} ms")
     print(f"{'netplay run wall (both steps)':<44} {run_wall:>8.1f} ms")
     print(f"dns step avg {dns['avg_ms']:.3f} ms, min {dns['min_ms']:.3f} ms; "
           f"dig mean {statistics.mean(dig_ms):.2f} ms")

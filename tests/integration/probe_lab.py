@@ -1,8 +1,10 @@
 """Two namespaces joined by a veth, with servers in one of them, for the DNS and HTTP probes.
 
-  P cli  (client)  veth 10.201.0.1/24, fd00:201::1/64   /etc/netns/P cli/resolv.conf -> nameserver 10.201.0.53
+  P cli  (client)  veth 10.201.0.1/24, fd00:201::1/64
+         /etc/netns/P cli/resolv.conf: nameserver 10.201.0.53, search apps.internal
   P srv  (server)  veth 10.201.0.53/24, fd00:201::53/64
-         dnsmasq on 10.201.0.53:53 and [fd00:201::53]:53, zone apps.internal (unknown names there: NXDOMAIN)
+         dnsmasq on 10.201.0.53:53 and [fd00:201::53]:53, zone apps.internal (unknown
+         names there: NXDOMAIN)
          python3 -m http.server on 10.201.0.53:8080 (index.html holds HTTP_BODY)
          tests/integration/probe_servers.py: slow DNS on :5301 (DELAY), silent DNS on :5302,
          silent TCP on :5303, HTTPS on :8443 (a self-signed certificate for TLS_NAME and
@@ -146,7 +148,8 @@ class ProbeLab:
         srv_name, target, port, prio, weight = SRV
         self._spawn([
             "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
-            "--no-hosts", "--bind-interfaces", f"--listen-address={SERVER_IP},{SERVER_IP6}", "--port=53",
+            "--no-hosts", "--bind-interfaces", f"--listen-address={SERVER_IP},{SERVER_IP6}",
+            "--port=53",
             "--user=root", "--group=root", f"--pid-file={os.path.join(self._tmp, 'dnsmasq.pid')}",
             "--log-facility=-", "--local=/apps.internal/",
             f"--host-record={name},{v4},{v6}", f"--host-record={WEB[0]},{WEB[1]}",

@@ -29,7 +29,8 @@ def dns_reply(query: bytes) -> bytes | None:
         return None
     qtype = int.from_bytes(query[i + 1:i + 3], "big")
     answers = 1 if qtype == 1 else 0
-    header = query[:2] + bytes([0x81, 0x80]) + b"\x00\x01" + answers.to_bytes(2, "big") + b"\x00\x00\x00\x00"
+    header = (query[:2] + bytes([0x81, 0x80]) + b"\x00\x01" + answers.to_bytes(2, "big")
+              + b"\x00\x00\x00\x00")
     body = query[12:end]
     if answers:
         body += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04" + bytes([10, 9, 9, 9])

@@ -243,7 +243,8 @@ class DnsHttpTest(unittest.TestCase):
     def test_bad_urls_are_one_clear_line(self):
         self.assertEqual(self.step("http_ftp", "error")["message"],
                          "unsupported scheme 'ftp' in 'ftp://x' (http and https only)")
-        self.assertTrue(self.step("http_no_host", "error")["message"].startswith("bad URL 'http://'"))
+        self.assertTrue(
+            self.step("http_no_host", "error")["message"].startswith("bad URL 'http://'"))
         self.assertEqual(self.step("http_not_url", "error")["message"],
                          "bad URL 'not a url': expected http://HOST[:PORT]/PATH or "
                          "https://HOST[:PORT]/PATH")

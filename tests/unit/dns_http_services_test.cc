@@ -63,7 +63,7 @@ class UdpDns {
       ++queries_;
       if (rcode_ < 0) continue;
       std::vector<unsigned char> r(q, q + n);
-      r[2] = 0x81;  // QR, RD
+      r[2] = 0x81;                                       // QR, RD
       r[3] = static_cast<unsigned char>(0x80 | rcode_);  // RA, rcode
       if (rcode_ == 0) {
         r[7] = 1;  // ANCOUNT
@@ -103,8 +103,8 @@ TEST(DnsService, ReadsTheAnswerRecords) {
 }
 
 TEST(DnsService, ErrorRcodesComeBackAsAnswers) {
-  for (auto [code, name] : std::vector<std::pair<int, std::string>>{
-           {3, "NXDOMAIN"}, {2, "SERVFAIL"}, {5, "REFUSED"}}) {
+  for (auto [code, name] :
+       std::vector<std::pair<int, std::string>>{{3, "NXDOMAIN"}, {2, "SERVFAIL"}, {5, "REFUSED"}}) {
     UdpDns srv(code);
     auto r = system_services().resolver().query(
         {.name = "x.invalid", .servers = {srv.server()}, .tries = 3}, real_ctx());
@@ -155,14 +155,14 @@ TEST(DnsService, CancellationEndsTheWait) {
 TEST(DnsService, StepDeadlineBoundsTheQuery) {
   UdpDns srv(-1);
   auto r = system_services().resolver().query(
-      {.name = "a.b", .servers = {srv.server()}, .timeout = Millis(30'000)},
-      real_ctx(Millis(150)));
+      {.name = "a.b", .servers = {srv.server()}, .timeout = Millis(30'000)}, real_ctx(Millis(150)));
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->rcode, "timeout");
 }
 
 TEST(DnsService, BadInput) {
-  auto r = system_services().resolver().query({.name = "a", .servers = {"dns.example"}}, real_ctx());
+  auto r =
+      system_services().resolver().query({.name = "a", .servers = {"dns.example"}}, real_ctx());
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().starts_with("bad DNS server 'dns.example'")) << r.error();
   r = system_services().resolver().query({.name = "a", .type = "HINFO", .servers = {"127.0.0.1"}},
@@ -219,7 +219,7 @@ TEST(HttpService, ReadsStatusBodyAndOrderedTimes) {
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->reason, "OK");
-  EXPECT_EQ(r->body, "hello");  // max_body bytes kept
+  EXPECT_EQ(r->body, "hello");    // max_body bytes kept
   EXPECT_EQ(r->body_bytes, 11u);  // all counted
   EXPECT_EQ(r->remote_ip, "127.0.0.1");
   EXPECT_TRUE(r->error_kind.empty()) << r->error;
@@ -232,10 +232,10 @@ TEST(HttpService, PinnedNameConnectsToThePinnedAddress) {
   TcpServer srv("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   std::string port = srv.url().substr(std::string("http://127.0.0.1:").size());
   port.pop_back();
-  auto r = system_services().http().fetch(
-      {.url = "http://pinned.netplay.invalid:" + port + "/x",
-       .resolve = {"pinned.netplay.invalid:" + port + ":127.0.0.1"}},
-      real_ctx());
+  auto r =
+      system_services().http().fetch({.url = "http://pinned.netplay.invalid:" + port + "/x",
+                                      .resolve = {"pinned.netplay.invalid:" + port + ":127.0.0.1"}},
+                                     real_ctx());
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->status, 404);
   EXPECT_EQ(r->reason, "Not Found");
@@ -255,8 +255,8 @@ TEST(HttpService, ClosedPortIsRefused) {
   int port = 0;
   int fd = bound_socket(SOCK_STREAM, &port);
   ::close(fd);
-  auto r = system_services().http().fetch(
-      {.url = "http://127.0.0.1:" + std::to_string(port) + "/"}, real_ctx());
+  auto r = system_services().http().fetch({.url = "http://127.0.0.1:" + std::to_string(port) + "/"},
+                                          real_ctx());
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->error_kind, "refused") << r->error;
 }

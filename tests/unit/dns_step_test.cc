@@ -77,8 +77,8 @@ TEST(DnsStep, NoAnswerIsATimeoutFactAndFails) {
   FakeServices f;
   f.fake_resolver.answer(
       DnsResponse{.rcode = "timeout", .query_ms = 2000, .server = "10.0.0.99:5353"});
-  auto o = run_step("dns", {{"name", "a.b"}, {"server", "10.0.0.99:5353"}}, &f,
-                    ctx_with_deadline(f));
+  auto o =
+      run_step("dns", {{"name", "a.b"}, {"server", "10.0.0.99:5353"}}, &f, ctx_with_deadline(f));
   EXPECT_EQ(o.status, Status::kFail);
   EXPECT_EQ(o.message, "a.b A: no answer from 10.0.0.99:5353 within 2s");
   EXPECT_EQ(o.facts["rcode"], "timeout");
@@ -88,9 +88,11 @@ TEST(DnsStep, NoAnswerIsATimeoutFactAndFails) {
 TEST(DnsStep, ServerForms) {
   FakeServices f;
   f.fake_resolver.answer(a_answer("a", {"10.0.0.1"}));
-  for (auto [given, passed] : std::vector<std::pair<std::string, std::string>>{
-           {"10.0.0.53:53", "10.0.0.53"}, {"[fd00::53]:5353", "[fd00::53]:5353"},
-           {"fd00::53", "fd00::53"}, {"10.0.0.53:5353", "10.0.0.53:5353"}}) {
+  for (auto [given, passed] :
+       std::vector<std::pair<std::string, std::string>>{{"10.0.0.53:53", "10.0.0.53"},
+                                                        {"[fd00::53]:5353", "[fd00::53]:5353"},
+                                                        {"fd00::53", "fd00::53"},
+                                                        {"10.0.0.53:5353", "10.0.0.53:5353"}}) {
     auto o = run_step("dns", {{"name", "a"}, {"server", given}}, &f, ctx_with_deadline(f));
     EXPECT_EQ(o.status, Status::kPass) << given << ": " << o.message;
     EXPECT_EQ(f.fake_resolver.requests().back().servers, std::vector<std::string>{passed});
@@ -105,12 +107,13 @@ TEST(DnsStep, ServerForms) {
 TEST(DnsStep, CountReportsPercentilesAndTimeouts) {
   FakeServices f;
   int n = 0;
-  f.fake_resolver.answer([&n](const DnsQuery&, const StepContext&)
-                             -> std::expected<DnsResponse, std::string> {
-    ++n;
-    if (n % 5 == 0) return DnsResponse{.rcode = "timeout", .query_ms = 2000, .server = "10.0.0.53"};
-    return a_answer("a", {"10.0.0.1"}, n);  // 1, 2, 3, 4, 6, 7, 8, 9
-  });
+  f.fake_resolver.answer(
+      [&n](const DnsQuery&, const StepContext&) -> std::expected<DnsResponse, std::string> {
+        ++n;
+        if (n % 5 == 0)
+          return DnsResponse{.rcode = "timeout", .query_ms = 2000, .server = "10.0.0.53"};
+        return a_answer("a", {"10.0.0.1"}, n);  // 1, 2, 3, 4, 6, 7, 8, 9
+      });
   auto o = run_step("dns", {{"name", "a"}, {"server", "10.0.0.53"}, {"count", 10}}, &f,
                     ctx_with_deadline(f));
   EXPECT_EQ(o.status, Status::kFail) << o.message;
@@ -130,8 +133,9 @@ TEST(DnsStep, CountReportsPercentilesAndTimeouts) {
   StepContext ctx = ctx_with_deadline(f);
   ctx.expected_facts = {"timeouts"};
   n = 0;
-  EXPECT_EQ(run_step("dns", {{"name", "a"}, {"server", "10.0.0.53"}, {"count", 10}}, &f, ctx).status,
-            Status::kPass);
+  EXPECT_EQ(
+      run_step("dns", {{"name", "a"}, {"server", "10.0.0.53"}, {"count", 10}}, &f, ctx).status,
+      Status::kPass);
 }
 
 TEST(DnsStep, CountAllAnsweredPasses) {
@@ -140,18 +144,21 @@ TEST(DnsStep, CountAllAnsweredPasses) {
   auto o = run_step("dns", {{"name", "a"}, {"server", "10.0.0.53"}, {"count", 100}}, &f,
                     ctx_with_deadline(f));
   ASSERT_EQ(o.status, Status::kPass) << o.message;
-  EXPECT_EQ(o.message, "a A x100: 10.0.0.1 (NOERROR, p50 0.2 ms, p99 0.2 ms, max 0.2 ms, from 10.0.0.53)");
+  EXPECT_EQ(o.message,
+            "a A x100: 10.0.0.1 (NOERROR, p50 0.2 ms, p99 0.2 ms, max 0.2 ms, from 10.0.0.53)");
   EXPECT_EQ(o.facts["timeouts"], 0);
   EXPECT_EQ(f.fake_resolver.requests().size(), 100u);
 }
 
 TEST(DnsStep, PtrOfAnAddressAsksTheArpaName) {
   FakeServices f;
-  f.fake_resolver.answer(DnsResponse{
-      .rcode = "NOERROR",
-      .answers = {{.name = "11.1.255.10.in-addr.arpa", .type = "PTR", .ttl = 0, .data = "backend.apps.internal"}},
-      .query_ms = 1,
-      .server = "10.0.0.53"});
+  f.fake_resolver.answer(DnsResponse{.rcode = "NOERROR",
+                                     .answers = {{.name = "11.1.255.10.in-addr.arpa",
+                                                  .type = "PTR",
+                                                  .ttl = 0,
+                                                  .data = "backend.apps.internal"}},
+                                     .query_ms = 1,
+                                     .server = "10.0.0.53"});
   auto o = run_step("dns", {{"name", "10.255.1.11"}, {"type", "PTR"}, {"server", "10.0.0.53"}}, &f,
                     ctx_with_deadline(f));
   ASSERT_EQ(o.status, Status::kPass) << o.message;
@@ -182,14 +189,13 @@ TEST(DnsStep, ServiceErrorsAreErrorsAndCancellationStops) {
 class TempEtc : public ::testing::Test {
  protected:
   void SetUp() override {
-    etc_ = fs::temp_directory_path() / ("netplay-etc-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    etc_ = fs::temp_directory_path() /
+           ("netplay-etc-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(etc_ / "netns" / "blue");
   }
   void TearDown() override { fs::remove_all(etc_); }
-  void write(const std::string& rel, const std::string& text) {
-    std::ofstream(etc_ / rel) << text;
-  }
+  void write(const std::string& rel, const std::string& text) { std::ofstream(etc_ / rel) << text; }
   std::string etc() const { return etc_.string(); }
   fs::path etc_;
 };
@@ -239,7 +245,8 @@ TEST(ResolvConf, HostsLookup) {
       "fd00::8 api\n# 10.0.0.9 api\n10.0.0.8 api\n";
   EXPECT_EQ(resolve::hosts_lookup(hosts, "api", AF_UNSPEC),
             (std::vector<std::string>{"10.0.0.8", "fd00::8"}));
-  EXPECT_EQ(resolve::hosts_lookup(hosts, "api.EXAMPLE", AF_INET), std::vector<std::string>{"10.0.0.8"});
+  EXPECT_EQ(resolve::hosts_lookup(hosts, "api.EXAMPLE", AF_INET),
+            std::vector<std::string>{"10.0.0.8"});
   EXPECT_EQ(resolve::hosts_lookup(hosts, "localhost", AF_INET6), std::vector<std::string>{"::1"});
   EXPECT_TRUE(resolve::hosts_lookup(hosts, "nope", AF_UNSPEC).empty());
 }
@@ -262,14 +269,14 @@ TEST_F(TempEtc, ResolveHostNumericHostsThenDns) {
   EXPECT_EQ(*r, std::vector<std::string>{"10.0.0.8"});
   EXPECT_TRUE(f.fake_resolver.requests().empty());
 
-  f.fake_resolver.answer([](const DnsQuery& q, const StepContext&)
-                             -> std::expected<DnsResponse, std::string> {
-    if (q.name == "backend.apps.internal" && q.type == "A")
-      return a_answer(q.name, {"10.255.1.11"});
-    if (q.name == "backend.apps.internal")
-      return DnsResponse{.rcode = "NOERROR", .server = "10.0.0.53"};
-    return DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"};
-  });
+  f.fake_resolver.answer(
+      [](const DnsQuery& q, const StepContext&) -> std::expected<DnsResponse, std::string> {
+        if (q.name == "backend.apps.internal" && q.type == "A")
+          return a_answer(q.name, {"10.255.1.11"});
+        if (q.name == "backend.apps.internal")
+          return DnsResponse{.rcode = "NOERROR", .server = "10.0.0.53"};
+        return DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"};
+      });
   r = resolve::resolve_host(ctx, "backend", AF_UNSPEC, opts);
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(*r, std::vector<std::string>{"10.255.1.11"});

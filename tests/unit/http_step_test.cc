@@ -73,8 +73,9 @@ TEST(HttpStep, ErrorStatusFailsUnlessTheStatusIsExpected) {
   json params = {{"url", "http://10.0.0.8:8080/missing"}};
   auto o = run_step("http", params, &f, ctx_with_deadline(f));
   EXPECT_EQ(o.status, Status::kFail);
-  EXPECT_EQ(o.message, "http://10.0.0.8:8080/missing: 404 Not Found in 1.2 ms (dns 0.0, connect "
-                       "0.2, first byte 2.9)");
+  EXPECT_EQ(o.message,
+            "http://10.0.0.8:8080/missing: 404 Not Found in 1.2 ms (dns 0.0, connect "
+            "0.2, first byte 2.9)");
   StepContext ctx = ctx_with_deadline(f);
   ctx.expected_facts = {"status"};
   EXPECT_EQ(run_step("http", params, &f, ctx).status, Status::kPass);
@@ -91,7 +92,8 @@ TEST(HttpStep, NoResponseMessages) {
                                   .error = "Operation timed out after 2000 milliseconds"});
   auto o = run_step("http", params, &f, ctx_with_deadline(f));
   EXPECT_EQ(o.status, Status::kFail);
-  EXPECT_EQ(o.message, "http://10.0.0.8:8080/: timed out after 2s (connected in 0.3 ms, no first byte)");
+  EXPECT_EQ(o.message,
+            "http://10.0.0.8:8080/: timed out after 2s (connected in 0.3 ms, no first byte)");
   EXPECT_EQ(o.facts["error"], "timeout");
   EXPECT_EQ(o.facts["status"], 0);
 
@@ -109,13 +111,14 @@ TEST(HttpStep, NoResponseMessages) {
 
 TEST(HttpStep, ANameIsResolvedTimedAndPinned) {
   FakeServices f;
-  f.fake_resolver.answer([&f](const DnsQuery& q, const StepContext&)
-                             -> std::expected<DnsResponse, std::string> {
-    f.fake_clock.advance(Millis(5));
-    DnsResponse r{.rcode = "NOERROR", .query_ms = 5, .server = "10.0.0.53"};
-    if (q.type == "A") r.answers.push_back({.name = q.name, .type = "A", .data = "10.255.1.11"});
-    return r;
-  });
+  f.fake_resolver.answer(
+      [&f](const DnsQuery& q, const StepContext&) -> std::expected<DnsResponse, std::string> {
+        f.fake_clock.advance(Millis(5));
+        DnsResponse r{.rcode = "NOERROR", .query_ms = 5, .server = "10.0.0.53"};
+        if (q.type == "A")
+          r.answers.push_back({.name = q.name, .type = "A", .data = "10.255.1.11"});
+        return r;
+      });
   f.fake_http.answer(ok());
   auto o = run_step("http", {{"url", "http://backend.netplay-test.internal.:8080/x"}}, &f,
                     ctx_with_deadline(f));
@@ -140,7 +143,8 @@ TEST(HttpStep, APinCoveringTheHostSkipsTheLookup) {
                     &f, ctx_with_deadline(f));
   ASSERT_EQ(o.status, Status::kPass) << o.message;
   EXPECT_TRUE(f.fake_resolver.requests().empty());
-  EXPECT_EQ(f.fake_http.requests()[0].resolve, std::vector<std::string>{"API.example:443:10.0.0.8"});
+  EXPECT_EQ(f.fake_http.requests()[0].resolve,
+            std::vector<std::string>{"API.example:443:10.0.0.8"});
 }
 
 TEST(HttpStep, UnresolvableNameFails) {
@@ -148,8 +152,9 @@ TEST(HttpStep, UnresolvableNameFails) {
   f.fake_resolver.answer(DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"});
   auto o = run_step("http", {{"url", "http://nothing.invalid./"}}, &f, ctx_with_deadline(f));
   EXPECT_EQ(o.status, Status::kFail);
-  EXPECT_EQ(o.message, "http://nothing.invalid./: cannot resolve 'nothing.invalid.': NXDOMAIN from "
-                       "10.0.0.53");
+  EXPECT_EQ(o.message,
+            "http://nothing.invalid./: cannot resolve 'nothing.invalid.': NXDOMAIN from "
+            "10.0.0.53");
   EXPECT_EQ(o.facts["error"], "resolve");
   EXPECT_TRUE(f.fake_http.requests().empty());
 }
@@ -173,19 +178,20 @@ TEST(HttpStep, BadInputIsOneClearLine) {
   o = run_step("http", {{"url", "http://a/"}, {"resolve", {"a:99999:10.0.0.1"}}}, &f,
                ctx_with_deadline(f));
   EXPECT_EQ(o.status, Status::kError);
-  EXPECT_EQ(o.message, "bad resolve entry 'a:99999:10.0.0.1': the port must be a number from 1 to "
-                       "65535 (expected HOST:PORT:ADDRESS)");
+  EXPECT_EQ(o.message,
+            "bad resolve entry 'a:99999:10.0.0.1': the port must be a number from 1 to "
+            "65535 (expected HOST:PORT:ADDRESS)");
   EXPECT_TRUE(f.fake_http.requests().empty());
 }
 
 TEST(HttpStep, CountReportsPercentilesOfTheTotal) {
   FakeServices f;
   int n = 0;
-  f.fake_http.answer([&n](const HttpRequest&, const StepContext&)
-                         -> std::expected<HttpResponse, std::string> {
-    ++n;
-    return ok(n);  // 1 .. 20 ms
-  });
+  f.fake_http.answer(
+      [&n](const HttpRequest&, const StepContext&) -> std::expected<HttpResponse, std::string> {
+        ++n;
+        return ok(n);  // 1 .. 20 ms
+      });
   auto o = run_step("http", {{"url", "http://10.0.0.8/"}, {"count", 20}}, &f, ctx_with_deadline(f));
   ASSERT_EQ(o.status, Status::kPass) << o.message;
   EXPECT_EQ(o.facts["requests"], 20);
@@ -195,8 +201,9 @@ TEST(HttpStep, CountReportsPercentilesOfTheTotal) {
   EXPECT_EQ(o.facts["time_total_p99_ms"], 20);
   EXPECT_EQ(o.facts["time_total_max_ms"], 20);
   EXPECT_EQ(o.facts["time_total_min_ms"], 1);
-  EXPECT_EQ(o.message, "http://10.0.0.8/ x20: 0 failed, total p50 10.0 ms, p99 20.0 ms, max 20.0 "
-                       "ms; last: 200 OK in 20.0 ms (dns 0.0, connect 0.2, first byte 2.9)");
+  EXPECT_EQ(o.message,
+            "http://10.0.0.8/ x20: 0 failed, total p50 10.0 ms, p99 20.0 ms, max 20.0 "
+            "ms; last: 200 OK in 20.0 ms (dns 0.0, connect 0.2, first byte 2.9)");
 }
 
 TEST(HttpStep, RequestCarriesMethodHeadersBodyAndTlsOptions) {
@@ -215,7 +222,8 @@ TEST(HttpStep, RequestCarriesMethodHeadersBodyAndTlsOptions) {
   ASSERT_EQ(o.status, Status::kPass) << o.message;
   auto r = f.fake_http.requests().at(0);
   EXPECT_EQ(r.method, "POST");
-  EXPECT_EQ(r.headers, (std::vector<std::pair<std::string, std::string>>{{"X-A", "1"}, {"X-N", "2"}}));
+  EXPECT_EQ(r.headers,
+            (std::vector<std::pair<std::string, std::string>>{{"X-A", "1"}, {"X-N", "2"}}));
   EXPECT_EQ(r.body, "{}");
   EXPECT_FALSE(r.verify_tls);
   EXPECT_EQ(r.ca_file, "/tmp/ca.pem");
