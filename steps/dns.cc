@@ -43,7 +43,8 @@ std::string describe(const DnsResponse& r, const std::string& type, const std::s
   if (r.rcode == "timeout")
     return fmt::format("no answer from {} within {}", servers, format_duration(timeout));
   if (r.rcode == "unreachable")
-    return fmt::format("{} unreachable (ICMP error instead of an answer)", servers);
+    return fmt::format("{} unreachable (port closed or no route: an ICMP error, no answer)",
+                       servers);
   if (good(r))
     return fmt::format("{} ({}, {}, from {})", data_list(r.answers, type), r.rcode,
                        ms_text(r.query_ms), r.server);
@@ -83,7 +84,8 @@ class DnsStep : public Step {
             "apart) and min/avg/percentiles of the answered queries are reported. Without an "
             "`expect:` on rcode, answers, answer_count, addresses, timeouts or rcodes, the "
             "step fails unless every query got NOERROR with at least one record; a server "
-            "that never answers gives rcode `timeout`, one whose port is closed `unreachable`.",
+            "that never answers gives rcode `timeout`, one whose port is closed (or that has "
+            "no route) `unreachable`.",
         .params = {{.name = "name",
                     .type = ValueType::kString,
                     .doc = "The name to look up (for PTR also an IPv4 or IPv6 address)",

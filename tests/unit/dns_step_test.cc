@@ -85,6 +85,16 @@ TEST(DnsStep, NoAnswerIsATimeoutFactAndFails) {
   EXPECT_EQ(o.facts["server"], "10.0.0.99:5353");
 }
 
+TEST(DnsStep, ClosedPortIsUnreachableAndFails) {
+  FakeServices f;
+  f.fake_resolver.answer(DnsResponse{.rcode = "unreachable", .query_ms = 0.2, .server = "10.0.0.9"});
+  auto o = run_step("dns", {{"name", "a.b"}, {"server", "10.0.0.9"}}, &f, ctx_with_deadline(f));
+  EXPECT_EQ(o.status, Status::kFail);
+  EXPECT_EQ(o.message,
+            "a.b A: 10.0.0.9 unreachable (port closed or no route: an ICMP error, no answer)");
+  EXPECT_EQ(o.facts["rcode"], "unreachable");
+}
+
 TEST(DnsStep, ServerForms) {
   FakeServices f;
   f.fake_resolver.answer(a_answer("a", {"10.0.0.1"}));
