@@ -109,6 +109,12 @@ size_t on_header(char* p, size_t size, size_t n, void* ud) {
   return len;
 }
 
+/// Also ends a transfer that is busy inside curl (not waiting in the poll loop) once the step
+/// is cancelled.
+int on_progress(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const StepContext*>(ud)->is_cancelled() ? 1 : 0;
+}
+
 std::string reason_of(const std::string& status_line) {
   // "HTTP/1.1 200 OK" -> "OK"; HTTP/2 sends no reason.
   size_t a = status_line.find(' ');
@@ -212,6 +218,9 @@ class SystemHttpClient : public HttpClient {
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ctx);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r.verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, r.verify_tls ? 2L : 0L);
     if (!r.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, r.ca_file.c_str());
@@ -260,6 +269,7 @@ class SystemHttpClient : public HttpClient {
         if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) rc = msg->data.result;
     }
 
+    if (rc == CURLE_ABORTED_BY_CALLBACK) return std::unexpected("http: cancelled");
     HttpResponse out;
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
