@@ -15,6 +15,17 @@
 
 namespace netplay {
 
+/// What a step needs to know of a URL before fetching it: checked with curl's own parser,
+/// http and https only.
+struct HttpUrl {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // as written, without [ ] around an IPv6 address
+  int port = 0;        // explicit, or the scheme's default
+};
+/// The error is one line: "bad URL 'http://': No host part in the URL",
+/// "unsupported scheme 'ftp' in 'ftp://x' (http and https only)".
+std::expected<HttpUrl, std::string> parse_http_url(const std::string& url);
+
 struct HttpRequest {
   std::string url;
   std::string method = "GET";
@@ -31,6 +42,9 @@ struct HttpRequest {
 
 struct HttpResponse {
   long status = 0;  // 0 when no response came
+  std::string reason;  // the status line's reason phrase ("OK"), when the server sent one
+  /// Cumulative from the start of the request, as curl reports them: name lookup done,
+  /// TCP connected, TLS handshake done (0 for http), first byte of the response, all done.
   double time_namelookup_ms = 0;
   double time_connect_ms = 0;
   double time_tls_ms = 0;
@@ -40,8 +54,8 @@ struct HttpResponse {
   std::string body;  // the first max_body bytes
   std::string remote_ip;
   int remote_port = 0;
-  /// When the transfer failed: "timeout", "resolve", "connect", "tls", "cancelled",
-  /// "protocol", ... and curl's message.
+  /// When the transfer failed: "timeout", "resolve", "refused", "connect", "tls",
+  /// "cancelled", "protocol", "redirects", "other"; and curl's message.
   std::string error_kind;
   std::string error;
 };

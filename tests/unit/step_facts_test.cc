@@ -162,6 +162,32 @@ std::vector<Scenario> scenarios() {
          echo_answers(f);
        }},
       {"mtu", {{"target", "192.0.2.1"}}, [](FakeServices& f) { route_lookup(f, ENETUNREACH); }},
+      {"dns", {{"name", "backend.apps.internal"}, {"server", "10.0.0.53"}},
+       [](FakeServices& f) {
+         f.fake_resolver.answer(DnsResponse{
+             .rcode = "NOERROR",
+             .answers = {{.name = "backend.apps.internal", .type = "A", .data = "10.0.0.1"}},
+             .server = "10.0.0.53"});
+       }},
+      {"dns", {{"name", "x.invalid"}, {"count", 3}},
+       [](FakeServices& f) {
+         f.fake_resolver.answer(DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"});
+       }},
+      {"dns", {{"name", "a"}, {"server", "10.0.0.99"}},
+       [](FakeServices& f) { f.fake_resolver.answer(DnsResponse{.rcode = "timeout"}); }},
+      {"http", {{"url", "http://10.0.0.8/"}, {"body_contains", "x"}},
+       [](FakeServices& f) {
+         f.fake_http.answer(HttpResponse{.status = 200, .reason = "OK", .body = "x",
+                                         .remote_ip = "10.0.0.8", .remote_port = 80});
+       }},
+      {"http", {{"url", "http://backend.apps.internal/"}, {"count", 2}},
+       [](FakeServices& f) {
+         f.fake_resolver.answer(DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"});
+       }},
+      {"http", {{"url", "http://10.0.0.8/"}},
+       [](FakeServices& f) {
+         f.fake_http.answer(HttpResponse{.error_kind = "timeout", .error = "timed out"});
+       }},
       {"sysctl", {{"key", "net.ipv4.ip_forward"}}, nullptr, true},
       {"sysctl", {{"key", "kernel.ostype"}}, nullptr, true},
       {"file", {{"path", json_file}, {"json_path", "a.b.1"}}, nullptr, true},
