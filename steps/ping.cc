@@ -8,6 +8,7 @@
 
 #include "runner/step/icmp.h"
 #include "runner/step/step.h"
+#include "steps/net/stats.h"
 #include "steps/net/targets.h"
 
 namespace netplay {
@@ -18,45 +19,20 @@ constexpr size_t kMaxErrorFacts = 1000;
 /// Left between the end of the wait for replies and the step's deadline.
 constexpr Millis kDeadlineMargin{100};
 
-double round3(double v) { return std::round(v * 1000) / 1000; }
+using stats::round_ms;
 double round2(double v) { return std::round(v * 100) / 100; }
-
-/// Round-trip statistics as iputils ping computes them: mdev = sqrt(mean(x^2) - mean(x)^2).
-struct RttStats {
-  double min = 0, avg = 0, max = 0, mdev = 0;
-  size_t n = 0;
-};
-
-RttStats rtt_stats(const std::vector<double>& xs) {
-  RttStats s;
-  s.n = xs.size();
-  if (xs.empty()) return s;
-  double sum = 0, sum2 = 0;
-  s.min = xs.front();
-  s.max = xs.front();
-  for (double x : xs) {
-    sum += x;
-    sum2 += x * x;
-    s.min = std::min(s.min, x);
-    s.max = std::max(s.max, x);
-  }
-  double n = static_cast<double>(xs.size());
-  s.avg = sum / n;
-  s.mdev = std::sqrt(std::max(0.0, sum2 / n - s.avg * s.avg));
-  return s;
-}
 
 double loss_pct(int sent, size_t received) {
   if (sent <= 0) return 0;
   return round2(100.0 * (sent - static_cast<double>(received)) / sent);
 }
 
-void put_rtt(json& f, const RttStats& s) {
+void put_rtt(json& f, const stats::Summary& s) {
   if (s.n == 0) return;  // no reply: no times (an expectation on them fails)
-  f["rtt_min_ms"] = round3(s.min);
-  f["rtt_avg_ms"] = round3(s.avg);
-  f["rtt_max_ms"] = round3(s.max);
-  f["rtt_mdev_ms"] = round3(s.mdev);
+  f["rtt_min_ms"] = round_ms(s.min);
+  f["rtt_avg_ms"] = round_ms(s.avg);
+  f["rtt_max_ms"] = round_ms(s.max);
+  f["rtt_mdev_ms"] = round_ms(s.mdev);
 }
 
 json error_json(const std::string& target, const IcmpError& e) {
@@ -97,8 +73,10 @@ class PingStep : public Step {
             "status does. When `expect:` judges received, loss_pct, targets or errors, the "
             "expectation alone decides (e.g. `expect: {loss_pct: 100}` to check that a "
             "policy blocks ICMP). The step errors when nothing could be sent: no privilege to "
-            "open an ICMP socket, a source address or interface that is not there. Targets "
-            "are IP addresses; names are not resolved yet.",
+            "open an ICMP socket, a source address or interface that is not there, a name that "
+            "does not resolve. A name is resolved as a program in the step's namespace would "
+            "resolve it: its hosts file, then the servers of its resolv.conf "
+            "(/etc/netns/NAME/... for a namespace NAME).",
         .params =
             {{.name = "target",
               .type = ValueType::kList,
@@ -228,7 +206,7 @@ class PingStep : public Step {
       sent += r.sent;
       all.insert(all.end(), r.rtt_ms.begin(), r.rtt_ms.end());
       if (socket.empty()) socket = r.socket;
-      RttStats st = rtt_stats(r.rtt_ms);
+      stats::Summary st = stats::summarize(r.rtt_ms);
       json t = {{"target", r.target},
                 {"sent", r.sent},
                 {"received", r.rtt_ms.size()},
@@ -258,7 +236,7 @@ class PingStep : public Step {
         dead.push_back(std::move(d));
       }
     }
-    RttStats st = rtt_stats(all);
+    stats::Summary st = stats::summarize(all);
     auto& f = out.facts;
     f["sent"] = sent;
     f["received"] = all.size();

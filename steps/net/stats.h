@@ -1,6 +1,6 @@
 #pragma once
-/// Summaries of repeated measurements (query times, request times): min, max, mean and
-/// nearest-rank percentiles, as steps with a `count` report them.
+/// Summaries of repeated measurements (round trips, query times, request times): min, max,
+/// mean, deviation and nearest-rank percentiles, as steps with a `count` report them.
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +12,8 @@ namespace netplay::stats {
 struct Summary {
   size_t n = 0;
   double min = 0, max = 0, avg = 0, p50 = 0, p90 = 0, p99 = 0;
+  /// Deviation as iputils ping reports it (mdev): sqrt(mean(x^2) - mean(x)^2).
+  double mdev = 0;
 };
 
 /// The nearest-rank percentile `p` (0..100) of sorted `v`: the smallest value with at least
@@ -30,7 +32,10 @@ inline Summary summarize(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   s.min = v.front();
   s.max = v.back();
-  s.avg = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  double n = static_cast<double>(v.size());
+  s.avg = std::accumulate(v.begin(), v.end(), 0.0) / n;
+  double sum2 = std::accumulate(v.begin(), v.end(), 0.0, [](double a, double x) { return a + x * x; });
+  s.mdev = std::sqrt(std::max(0.0, sum2 / n - s.avg * s.avg));
   s.p50 = percentile_sorted(v, 50);
   s.p90 = percentile_sorted(v, 90);
   s.p99 = percentile_sorted(v, 99);

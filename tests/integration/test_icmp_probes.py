@@ -14,6 +14,7 @@ Needs root; fails (never skips) without it. Runs the real binary: NETPLAY_BIN.
 import json
 import os
 import re
+import shutil
 import unittest
 
 from procs import wait_for
@@ -81,6 +82,13 @@ def build():
            "local", me, "remote", peer, "dev", "u0")
         sh("ip", "-n", n, "addr", "add", ov, "dev", "vx0")
         sh("ip", "-n", n, "link", "set", "vx0", "up")
+    # Names in A: its own hosts file and a resolv.conf whose server (B, where nothing listens
+    # on port 53) refuses at once: names never leave the test's namespaces.
+    os.makedirs(f"/etc/netns/{A}", exist_ok=True)
+    with open(f"/etc/netns/{A}/hosts", "w") as f:
+        f.write("10.77.1.2 peer.np.test\n")
+    with open(f"/etc/netns/{A}/resolv.conf", "w") as f:
+        f.write("nameserver 10.77.1.2\n")
     wait_for_dad()
 
 
@@ -98,6 +106,7 @@ def wait_for_dad():
 def teardown():
     for n in (A, B, R, C, X, Y):
         sh("ip", "netns", "del", n, check=False)
+    shutil.rmtree(f"/etc/netns/{A}", ignore_errors=True)
 
 
 class IcmpProbes(unittest.TestCase):
@@ -172,11 +181,16 @@ class IcmpProbes(unittest.TestCase):
         self.assertAlmostEqual(f["loss_pct"], 33.33)
         self.check(st["judged"], "pass")
 
-    def test_bad_target_is_an_error(self):
-        st = self.run_steps(step("bad", "ping", A, {"target": "not-an-ip"}), want_rc=3)
+    def test_names_resolve_in_the_steps_namespace(self):
+        st = self.run_steps(step("named", "ping", A, {"target": "peer.np.test"}), want_rc=0)
+        self.assertEqual(st["named"]["facts"]["received"], 3)
+        self.assertIn("10.77.1.2", st["named"]["message"])
+
+    def test_unresolvable_target_is_an_error(self):
+        st = self.run_steps(step("bad", "ping", A, {"target": "nowhere.np.test"}), want_rc=3)
         s = st["bad"]
         self.assertEqual(s["status"], "error")
-        self.assertEqual(s["message"], "'not-an-ip' is not an IP address (names are not resolved yet)")
+        self.assertIn("cannot resolve 'nowhere.np.test'", s["message"])
 
     def test_bad_source_is_an_error(self):
         st = self.run_steps(step("src", "ping", A, {"target": "10.77.1.2", "source": "10.77.9.9"}),

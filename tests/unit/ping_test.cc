@@ -8,6 +8,7 @@
 #include <cmath>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "runner/step/fakes.h"
@@ -17,6 +18,8 @@
 
 namespace netplay {
 namespace {
+
+using ::testing::HasSubstr;
 
 EchoResult replies(std::string target, int sent, std::vector<double> rtts) {
   EchoResult r;
@@ -122,12 +125,27 @@ TEST(PingStep, FragNeededMtuIsTheSmallestReported) {
   EXPECT_EQ(fakes.fake_pinger.requests()[0].size, 1472);
 }
 
-TEST(PingStep, NamesAreRefusedUntilTheyAreResolved) {
+TEST(PingStep, AnUnresolvableNameIsAnError) {
   FakeServices fakes;
-  auto o = run_step("ping", {{"target", "not-an-ip"}}, &fakes);
+  fakes.fake_resolver.answer(DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"});
+  auto o = run_step("ping", {{"target", "no-such-host.invalid"}}, &fakes);
   EXPECT_EQ(o.status, Status::kError);
-  EXPECT_EQ(o.message, "'not-an-ip' is not an IP address (names are not resolved yet)");
+  EXPECT_THAT(o.message, HasSubstr("cannot resolve 'no-such-host.invalid': NXDOMAIN"));
   EXPECT_TRUE(fakes.fake_pinger.requests().empty());
+}
+
+TEST(PingStep, ANameIsPingedAtTheAddressItResolvesTo) {
+  FakeServices fakes;
+  fakes.fake_resolver.answer([](const DnsQuery& q, const StepContext&)
+                                 -> std::expected<DnsResponse, std::string> {
+    DnsResponse r{.rcode = "NOERROR", .server = "10.0.0.53"};
+    if (q.type == "A") r.answers = {{.name = q.name, .type = "A", .data = "10.0.0.2"}};
+    return r;
+  });
+  fakes.fake_pinger.answer(std::vector<EchoResult>{replies("10.0.0.2", 3, {1, 1, 1})});
+  auto o = run_step("ping", {{"target", "backend.np.invalid"}}, &fakes);
+  ASSERT_EQ(fakes.fake_pinger.requests().size(), 1u) << o.message;
+  EXPECT_EQ(fakes.fake_pinger.requests()[0].targets, std::vector<std::string>{"10.0.0.2"});
 }
 
 TEST(PingStep, FamilyRefusesTheOtherOne) {
