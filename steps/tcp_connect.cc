@@ -214,7 +214,7 @@ class TcpConnectStep : public Step {
     }
     if (!cut_short.empty()) {
       out.status = Status::kError;
-      out.message = fmt::format("{} after {} of {} attempts ({})", cut_short, n, count,
+      out.message = fmt::format("{}; {} of {} attempts made: {}", cut_short, n, count,
                                 out.message);
       return out;
     }

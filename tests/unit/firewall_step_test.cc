@@ -79,7 +79,7 @@ TEST(FirewallStep, SetsAndRangesOfPorts) {
   ASSERT_GE(o.facts["drops"].size(), 1u);
   EXPECT_EQ(o.facts["drops"][0]["handle"], 10);
   EXPECT_EQ(o.facts["drops"][0]["verdict"], "reject");
-  EXPECT_EQ(o.facts["drops"][0]["text"], "tcp dport 1000-2000 reject");
+  EXPECT_EQ(o.facts["drops"][0]["text"], "tcp dport 1000-2000 reject with icmpx port-unreachable");
 }
 
 TEST(FirewallStep, RulesInAChainReachedByAJump) {
@@ -105,7 +105,7 @@ TEST(FirewallStep, WithoutMatchASummaryOfEverything) {
   auto o = run_step("firewall", json::object(), &with_ruleset(fakes));
   ASSERT_EQ(o.status, Status::kPass) << o.message;
   EXPECT_EQ(o.message,
-            "3 tables, 5 chains, 13 rules, 10 drop/reject rules; policy drop in inet filter "
+            "3 tables, 5 chains, 13 rules, 9 drop/reject rules; policy drop in inet filter "
             "forward");
   EXPECT_EQ(o.facts["tables"][0], json({{"family", "inet"}, {"name", "filter"}}));
   EXPECT_EQ(o.facts["chains"][0], json({{"family", "inet"},
