@@ -407,9 +407,9 @@ Tri eval_match(const json& m, const Ctx& c) {
     // The packet is taken to be valid for conntrack: `ct state invalid` does not hit it.
     json states = right.is_object() && right.contains("set") ? right["set"] : right;
     if (!states.is_array()) states = json::array({states});
-    bool only_invalid = !states.empty() && std::all_of(states.begin(), states.end(), [](const json& s) {
-      return s == "invalid";
-    });
+    bool only_invalid =
+        !states.empty() &&
+        std::all_of(states.begin(), states.end(), [](const json& s) { return s == "invalid"; });
     if (only_invalid && (op == "==" || op == "in")) return Tri::kNo;
     return Tri::kMaybe;
   }
@@ -659,7 +659,8 @@ class FirewallStep : public Step {
       if (!changed) break;
     }
 
-    json drops = json::array(), marks = json::array(), policy = json::array(), chain_list = json::array();
+    json drops = json::array(), marks = json::array(), policy = json::array();
+    json chain_list = json::array();
     size_t drop_count = 0;
     bool truncated = false;
     auto push = [&](json& list, json v) {
@@ -703,7 +704,8 @@ class FirewallStep : public Step {
         d["verdict"] = info.verdict;
         d["packets"] = info.packets ? json(*info.packets) : json(nullptr);
         d["bytes"] = info.bytes ? json(*info.bytes) : json(nullptr);
-        d["comment"] = r.contains("comment") ? json(valid_utf8(r.value("comment", ""))) : json(nullptr);
+        d["comment"] =
+            r.contains("comment") ? json(valid_utf8(r.value("comment", ""))) : json(nullptr);
         d["text"] = text;
         d["exact"] = hit == Tri::kYes;
         ++drop_count;

@@ -153,7 +153,8 @@ void find_owners(std::vector<Listener>& ls, const StepContext& ctx) {
 bool takes(const Listener& l, int family, const unsigned char* bytes) {
   static const unsigned char zero[16] = {};
   bool wildcard = std::memcmp(l.addr, zero, l.family == AF_INET ? 4 : 16) == 0;
-  if (l.family == family) return wildcard || std::memcmp(l.addr, bytes, family == AF_INET ? 4 : 16) == 0;
+  if (l.family == family)
+    return wildcard || std::memcmp(l.addr, bytes, family == AF_INET ? 4 : 16) == 0;
   return family == AF_INET && l.family == AF_INET6 && wildcard && !l.v6only;
 }
 
@@ -287,9 +288,9 @@ class SocketsListenStep : public Step {
     }
     if (port) {
       const Listener& l = match.front();
-      std::string who = l.pid ? fmt::format(" ({}, pid {})", l.program.empty() ? "?" : l.program, l.pid) : "";
-      out.message = fmt::format("{} {}{}", l.proto,
-                                format_endpoint(l.address, l.port), who);
+      std::string who =
+          l.pid ? fmt::format(" ({}, pid {})", l.program.empty() ? "?" : l.program, l.pid) : "";
+      out.message = fmt::format("{} {}{}", l.proto, format_endpoint(l.address, l.port), who);
       if (match.size() > 1) out.message += fmt::format(" and {} more", match.size() - 1);
       return out;
     }

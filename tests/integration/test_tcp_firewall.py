@@ -146,8 +146,8 @@ class TcpFirewall(unittest.TestCase):
         body += step_yaml("open6", "tcp.connect", {"host": "fd77::2", "port": 80, "timeout": "5s"},
                           C)
         body += step_yaml("open3", "tcp.connect",
-                          {"host": "10.77.0.2", "port": 80, "count": 3, "interval": "10ms", "timeout": "5s",
-                           "source": "10.77.0.1", "interface": "tfc0"}, C)
+                          {"host": "10.77.0.2", "port": 80, "count": 3, "interval": "10ms",
+                           "timeout": "5s", "source": "10.77.0.1", "interface": "tfc0"}, C)
         body += step_yaml("refused", "tcp.connect", {"host": "10.77.0.2", "port": 82}, C)
         body += step_yaml("refused_expected", "tcp.connect", {"host": "10.77.0.2", "port": 82},
                           C, {"state": "refused"})

@@ -75,9 +75,10 @@ std::function<void(FakeServices&)> probes(std::string state) {
                                        .local = "10.0.0.1:40000", .peer = "10.0.0.2:80",
                                        .error_errno = state == "open" ? 0 : ECONNREFUSED,
                                        .detail = state == "open" ? "" : "Connection refused"});
-    canned::sock_diag(f.fake_netlink,
-                      {{.proto = IPPROTO_TCP, .address = "0.0.0.0", .port = 22, .inode = 4000000000},
-                       {.proto = IPPROTO_UDP, .address = "::", .port = 53, .inode = 4000000001}});
+    canned::sock_diag(
+        f.fake_netlink,
+        {{.proto = IPPROTO_TCP, .address = "0.0.0.0", .port = 22, .inode = 4000000000},
+         {.proto = IPPROTO_UDP, .address = "::", .port = 53, .inode = 4000000001}});
     f.fake_firewall.answer(json::parse(canned::kNftRuleset));
   };
 }
