@@ -201,6 +201,9 @@ class TcpConnectStep : public Step {
       out.message = fmt::format("{} open {}/{}, connect avg {} (max {})", target, open, n,
                                 ms_text(f["connect_ms"].get<double>()),
                                 ms_text(f["connect_max_ms"].get<double>()));
+    } else if (std::all_of(results.begin(), results.end(),
+                           [&](const TcpConnectResult& r) { return r.state == last.state; })) {
+      out.message = fmt::format("{} {}, {}/{} attempts", target, outcome(last, req.timeout), n, n);
     } else {
       std::map<std::string, int> by_state;
       for (const auto& r : results) by_state[r.state]++;

@@ -1,6 +1,9 @@
 #include "runner/step/firewall.h"
 
+#include <linux/capability.h>
 #include <nftables/libnftables.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <string_view>
@@ -20,6 +23,15 @@ std::string first_error_line(const char* text) {
   return s.empty() ? std::string("failed without saying why") : std::string(s);
 }
 
+/// Whether the calling thread may read the ruleset. Without CAP_NET_ADMIN libnftables fails
+/// too, but prints to stderr on its way; asked first, the step says it in one line.
+bool has_net_admin() {
+  __user_cap_header_struct h{.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &h, d) != 0) return true;  // cannot tell: let libnftables answer
+  return (d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32))) != 0;
+}
+
 class SystemFirewall : public Firewall {
  public:
   std::expected<json, std::string> ruleset(const RulesetRequest& r,
@@ -33,6 +45,10 @@ class SystemFirewall : public Firewall {
       if (!known) return std::unexpected(fmt::format("nftables: unknown family '{}'", r.family));
       cmd += " " + r.family;
     }
+    if (!has_net_admin())
+      return std::unexpected(
+          "nftables: reading the ruleset needs CAP_NET_ADMIN, which netplay does not have "
+          "(run it as root)");
     // libnftables keeps some process-wide state (its symbol tables); one call at a time.
     static std::mutex m;
     std::lock_guard lock(m);

@@ -141,6 +141,15 @@ TEST(TcpConnect, AllOpenPassesWithTheAverage) {
   EXPECT_EQ(o.facts["open_count"], 3);
 }
 
+TEST(TcpConnect, TheSameStateEveryTimeIsSaidOnce) {
+  FakeServices fakes;
+  fakes.fake_tcp.answer(result("refused", 0.1, "Connection refused", ECONNREFUSED));
+  auto o = run_step("tcp.connect", {{"host", "10.0.0.2"}, {"port", 80}, {"count", 2}}, &fakes);
+  EXPECT_EQ(o.status, Status::kFail);
+  EXPECT_EQ(o.message, "10.0.0.2:80 refused (RST in 0.1 ms), 2/2 attempts");
+  EXPECT_EQ(o.facts["open_count"], 0);
+}
+
 TEST(TcpConnect, TheDeadlineEndsTheAttemptsWithWhatWasGathered) {
   FakeServices fakes;
   fakes.fake_tcp.answer([&fakes](const TcpConnectRequest&, const StepContext&)
