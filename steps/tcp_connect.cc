@@ -16,12 +16,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// Where a probe goes: today numeric addresses only ("fd00::2" or "[fd00::2]").
+/// Where a probe goes: today numeric addresses only ("10.0.0.2", "fd00::2", "[fd00::2]",
+/// "fe80::1%eth0").
 std::expected<std::string, std::string> resolve_host_for_probe(const StepContext&,
                                                                const std::string& host) {
   std::string h = host;
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (is_ip(h)) return h;
+  size_t scope = h.find('%');
+  if (is_ip(h.substr(0, scope)) &&
+      (scope == std::string::npos || (h.find(':') < scope && scope + 1 < h.size())))
+    return h;
   return std::unexpected(
       fmt::format("'{}' is not an IP address (names are not resolved yet)", printable(host)));
 }
@@ -69,7 +73,8 @@ class TcpConnectStep : public Step {
             "`host` must be an IP address for now.",
         .params = {{.name = "host",
                     .type = ValueType::kString,
-                    .doc = "The target: an IPv4 or IPv6 address",
+                    .doc = "The target: an IPv4 or IPv6 address (fe80::1%eth0 for a "
+                           "link-local one)",
                     .required = true},
                    {.name = "port",
                     .type = ValueType::kInt,

@@ -106,6 +106,8 @@ TEST(TcpConnect, Ipv6InBracketsWithSourceAndInterface) {
   EXPECT_EQ(r.address, "fd00::2");
   EXPECT_EQ(r.source, "fd00::1");
   EXPECT_EQ(r.interface, "eth0");
+  run_step("tcp.connect", {{"host", "fe80::1%eth0"}, {"port", 22}}, &fakes);
+  EXPECT_EQ(fakes.fake_tcp.requests().at(1).address, "fe80::1%eth0");
 }
 
 TEST(TcpConnect, SeveralAttemptsReportEveryStateAndTheSpread) {
