@@ -163,6 +163,9 @@ class TcpFirewall(unittest.TestCase):
         body += step_yaml("listen_udp", "sockets.listen", {"proto": "udp", "port": 5353}, S)
         body += step_yaml("listen_none", "sockets.listen", {"proto": "tcp", "port": 9999}, S)
         body += step_yaml("listen_all", "sockets.listen", {}, S)
+        body += step_yaml("listen_addr", "sockets.listen", {"address": "10.77.0.2"}, S)
+        body += step_yaml("listen_lo6", "sockets.listen", {"address": "::1", "proto": "udp"},
+                          S, {"listening": False})
         body += step_yaml("fw_nft", "firewall", {"match": {"proto": "udp", "dport": 4789}}, S)
         body += step_yaml("fw_ipt", "firewall", {"match": {"proto": "udp", "dport": 4789}}, F)
         body += step_yaml("fw_clean", "firewall", {"match": {"proto": "udp", "dport": 4789}}, C)
@@ -218,6 +221,7 @@ class TcpFirewall(unittest.TestCase):
         self.assertEqual(s["message"], "10.77.0.2:81 filtered: no answer within 500ms")
         self.assertEqual(s["facts"]["state"], "filtered")
         self.assertNotIn("connect_ms", s["facts"])
+        self.assertGreaterEqual(s["duration_ms"], 500)  # it waited the whole timeout
         self.step("filtered_expected", "pass")
 
     def test_unreachable(self):
@@ -260,6 +264,14 @@ class TcpFirewall(unittest.TestCase):
         self.assertEqual(s["message"], "nothing listens on tcp port 9999 (listening: 80)")
         s = self.step("listen_all", "pass")
         self.assertEqual(s["facts"]["ports"], [80, 5353])
+
+    def test_an_address_matches_the_wildcards_of_its_family(self):
+        f = self.step("listen_addr", "pass")["facts"]
+        # 0.0.0.0:80 and 0.0.0.0:5353; not the v6only [::]:80.
+        self.assertEqual([(l["proto"], l["address"], l["port"]) for l in f["listeners"]],
+                         [("tcp", "0.0.0.0", 80), ("udp", "0.0.0.0", 5353)])
+        s = self.step("listen_lo6", "pass")
+        self.assertEqual(s["facts"]["count"], 0)
 
     # ---- firewall ----
 
