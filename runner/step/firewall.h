@@ -2,6 +2,11 @@
 /// The firewall of the step's network namespace, the service behind `firewall`: the
 /// nftables ruleset through libnftables' JSON API (`nft -j list ruleset` without the
 /// process; iptables-nft rules are in it too). Deciding what drops what is the step's.
+///
+/// The real service creates a libnftables context per call on the calling thread, so its
+/// netlink socket belongs to the namespace the step's thread has entered. libnftables is
+/// synchronous: a call cannot be cancelled midway; it is bounded by the kernel's dump of
+/// the ruleset (milliseconds even for large rulesets). Calls are serialised process-wide.
 
 #include <expected>
 #include <memory>
@@ -21,7 +26,8 @@ struct RulesetRequest {
 class Firewall {
  public:
   virtual ~Firewall() = default;
-  /// The ruleset as libnftables writes it in JSON ({"nftables": [...]}).
+  /// The ruleset as libnftables writes it in JSON ({"nftables": [...]}, with rule handles);
+  /// an error carries libnftables' own text ("nftables: ... Operation not permitted").
   virtual std::expected<json, std::string> ruleset(const RulesetRequest& r,
                                                    const StepContext& ctx) = 0;
 };

@@ -22,6 +22,8 @@
 
 #include "runner/step/fakes.h"
 #include "tests/unit/support/netlink_canned.h"
+#include "tests/unit/support/nft_canned.h"
+#include "tests/unit/support/sock_diag_canned.h"
 #include "tests/unit/support/step_run.h"
 
 namespace netplay {
@@ -85,6 +87,20 @@ void echo_answers(FakeServices& f, int path_mtu = 1400) {
     }
     return out;
   });
+/// A TCP probe answering `state` (and the sockets and ruleset of a node, for the other
+/// probe steps).
+std::function<void(FakeServices&)> probes(std::string state) {
+  return [state](FakeServices& f) {
+    f.fake_tcp.answer(TcpConnectResult{.state = state, .connect_ms = 0.2,
+                                       .local = "10.0.0.1:40000", .peer = "10.0.0.2:80",
+                                       .error_errno = state == "open" ? 0 : ECONNREFUSED,
+                                       .detail = state == "open" ? "" : "Connection refused"});
+    canned::sock_diag(
+        f.fake_netlink,
+        {{.proto = IPPROTO_TCP, .address = "0.0.0.0", .port = 22, .inode = 4000000000},
+         {.proto = IPPROTO_UDP, .address = "::", .port = 53, .inode = 4000000001}});
+    f.fake_firewall.answer(json::parse(canned::kNftRuleset));
+  };
 }
 
 struct Scenario {
@@ -194,6 +210,19 @@ std::vector<Scenario> scenarios() {
       {"file", {{"path", yaml_file}, {"yaml_path", "a.b"}}, nullptr, true},
       {"file", {{"path", text_file}}, nullptr, true},
       {"file", {{"path", "/nonexistent/netplay"}}, nullptr, true},
+      {"tcp.connect", {{"host", "10.0.0.2"}, {"port", 80}}, probes("open")},
+      {"tcp.connect", {{"host", "10.0.0.2"}, {"port", 81}, {"count", 3}}, probes("refused")},
+      {"tcp.connect", {{"host", "no.such.name"}, {"port", 80}}, probes("open")},
+      {"tcp.connect", {{"host", "10.0.0.2"}, {"port", 80}},
+       [](FakeServices& f) { f.fake_tcp.fail("cancelled"); }},
+      {"sockets.listen", json::object(), probes("open")},
+      {"sockets.listen", {{"proto", "tcp"}, {"port", 22}}, probes("open")},
+      {"sockets.listen", {{"port", 8080}}, probes("open")},
+      {"firewall", {{"match", {{"proto", "udp"}, {"dport", 4789}}}}, probes("open")},
+      {"firewall", {{"family", "inet"}}, probes("open")},
+      {"firewall", {{"match", {{"proto", "tcp"}, {"dport", 22}, {"saddr", "10.0.0.9"}}}},
+       probes("open")},
+      {"firewall", json::object(), [](FakeServices& f) { f.fake_firewall.fail("nftables: x"); }},
   };
 }
 
