@@ -10,6 +10,8 @@
 #include "runner/step/services.h"
 #include "runner/step/step.h"
 #include "runner/step/tcp.h"
+#include "steps/net/stats.h"
+#include "steps/net/targets.h"
 
 namespace netplay {
 namespace {
@@ -18,19 +20,21 @@ using namespace std::chrono_literals;
 
 /// Where a probe goes: today numeric addresses only ("10.0.0.2", "fd00::2", "[fd00::2]",
 /// "fe80::1%eth0").
-std::expected<std::string, std::string> resolve_host_for_probe(const StepContext&,
-                                                               const std::string& host) {
+/// The address to connect to: a numeric address as written ("[v6]" and "fe80::1%eth0"
+/// too), else the name resolved in the step's namespace (resolve_targets).
+std::expected<std::string, std::string> probe_address(StepContext& ctx, const std::string& host) {
   std::string h = host;
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   size_t scope = h.find('%');
   if (is_ip(h.substr(0, scope)) &&
       (scope == std::string::npos || (h.find(':') < scope && scope + 1 < h.size())))
     return h;
-  return std::unexpected(
-      fmt::format("'{}' is not an IP address (names are not resolved yet)", printable(host)));
+  auto addrs = resolve_targets(ctx, {h});
+  if (!addrs) return std::unexpected(addrs.error());
+  return addrs->front();
 }
 
-double round3(double ms) { return std::round(ms * 1000) / 1000; }
+using stats::round_ms;
 
 /// "0.12 ms", "1.5 ms", "250 ms": a connect time in a message.
 std::string ms_text(double ms) {
@@ -70,11 +74,13 @@ class TcpConnectStep : public Step {
             "`10.0.0.2:80 refused (RST in 0.1 ms)`, `10.0.0.2:81 filtered: no answer within "
             "1s`. With one (e.g. `expect: {state: refused}` to prove a port is closed, or "
             "`{state: filtered}` to prove a firewall drops it), the expectation alone judges. "
-            "`host` must be an IP address for now.",
+            "A host name is resolved as a program in the step's namespace would resolve it "
+            "(its hosts file, then the servers of its resolv.conf: /etc/netns/NAME/... for a "
+            "namespace NAME); one that does not resolve is an error.",
         .params = {{.name = "host",
                     .type = ValueType::kString,
                     .doc = "The target: an IPv4 or IPv6 address (fe80::1%eth0 for a "
-                           "link-local one)",
+                           "link-local one) or a name",
                     .required = true},
                    {.name = "port",
                     .type = ValueType::kInt,
@@ -130,7 +136,7 @@ class TcpConnectStep : public Step {
   }
 
   StepOutput run(StepContext& ctx, const Params& p) const override {
-    auto address = resolve_host_for_probe(ctx, p.str("host"));
+    auto address = probe_address(ctx, p.str("host"));
     if (!address) return StepOutput::error(address.error());
     TcpConnectRequest req;
     req.address = *address;
@@ -190,9 +196,9 @@ class TcpConnectStep : public Step {
     if (!answered.empty()) {
       double sum = 0;
       for (double ms : answered) sum += ms;
-      f["connect_ms"] = round3(sum / static_cast<double>(answered.size()));
-      f["connect_min_ms"] = round3(*std::min_element(answered.begin(), answered.end()));
-      f["connect_max_ms"] = round3(*std::max_element(answered.begin(), answered.end()));
+      f["connect_ms"] = round_ms(sum / static_cast<double>(answered.size()));
+      f["connect_min_ms"] = round_ms(*std::min_element(answered.begin(), answered.end()));
+      f["connect_max_ms"] = round_ms(*std::max_element(answered.begin(), answered.end()));
     }
     if (!last.local.empty()) f["local"] = last.local;
     f["peer"] = last.peer.empty() ? target : last.peer;

@@ -123,6 +123,13 @@ class TcpFirewall(unittest.TestCase):
             if v6:
                 in_ns(ns, "ip", "addr", "add", v6, "dev", dev, "nodad")
             in_ns(ns, "ip", "link", "set", dev, "up")
+        # Names in C: its own hosts file, and a resolv.conf whose server (S, where nothing
+        # listens on port 53) refuses at once: no name lookup leaves the test's namespaces.
+        os.makedirs(f"/etc/netns/{C}", exist_ok=True)
+        with open(f"/etc/netns/{C}/hosts", "w") as f:
+            f.write("10.77.0.2 server.np.test\n")
+        with open(f"/etc/netns/{C}/resolv.conf", "w") as f:
+            f.write("nameserver 10.77.0.2\n")
         cls.server = subprocess.Popen(
             ["ip", "netns", "exec", S, sys.executable, "-c", SERVER, MARKER],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -159,6 +166,8 @@ class TcpFirewall(unittest.TestCase):
         body += step_yaml("prohibited", "tcp.connect", {"host": "10.77.0.2", "port": 83}, C)
         body += step_yaml("no_route", "tcp.connect", {"host": "10.78.0.9", "port": 80}, C)
         body += step_yaml("name", "tcp.connect", {"host": "no.such.name", "port": 80}, C)
+        body += step_yaml("named", "tcp.connect", {"host": "server.np.test", "port": 80,
+                                                   "timeout": "5s"}, C)
         body += step_yaml("listen_tcp", "sockets.listen", {"proto": "tcp", "port": 80}, S)
         body += step_yaml("listen_udp", "sockets.listen", {"proto": "udp", "port": 5353}, S)
         body += step_yaml("listen_none", "sockets.listen", {"proto": "tcp", "port": 9999}, S)
@@ -183,6 +192,7 @@ class TcpFirewall(unittest.TestCase):
         kill_all_with(MARKER)
         for ns in (C, S, F):
             sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(f"/etc/netns/{C}", ignore_errors=True)
 
     def step(self, sid, status):
         s = self.steps[sid]
@@ -232,10 +242,14 @@ class TcpFirewall(unittest.TestCase):
         self.assertEqual(s["facts"]["state"], "unreachable")
         self.assertEqual(s["message"], "10.78.0.9:80 unreachable: Network is unreachable")
 
-    def test_a_name_is_a_clear_error(self):
+    def test_names_resolve_in_the_steps_namespace(self):
+        s = self.step("named", "pass")
+        self.assertEqual(s["facts"]["state"], "open")
+        self.assertEqual(s["facts"]["address"], "10.77.0.2")
+
+    def test_an_unresolvable_name_is_a_clear_error(self):
         s = self.step("name", "error")
-        self.assertEqual(s["message"],
-                         "'no.such.name' is not an IP address (names are not resolved yet)")
+        self.assertRegex(s["message"], r"^cannot resolve 'no\.such\.name': .*10\.77\.0\.2")
 
     def test_bad_ports_are_rejected_by_validate_with_their_position(self):
         for port in (0, 70000):

@@ -87,6 +87,8 @@ void echo_answers(FakeServices& f, int path_mtu = 1400) {
     }
     return out;
   });
+}
+
 /// A TCP probe answering `state` (and the sockets and ruleset of a node, for the other
 /// probe steps).
 std::function<void(FakeServices&)> probes(std::string state) {

@@ -84,12 +84,28 @@ TEST(TcpConnect, UnreachableNamesTheError) {
   EXPECT_EQ(o.message, "10.0.0.9:80 unreachable: No route to host");
 }
 
-TEST(TcpConnect, NamesAreNotResolvedYet) {
+TEST(TcpConnect, AnUnresolvableNameIsAnError) {
   FakeServices fakes;
-  auto o = run_step("tcp.connect", {{"host", "no.such.name"}, {"port", 80}}, &fakes);
+  fakes.fake_resolver.answer(DnsResponse{.rcode = "NXDOMAIN", .server = "10.0.0.53"});
+  auto o = run_step("tcp.connect", {{"host", "no.such.name.invalid"}, {"port", 80}}, &fakes);
   EXPECT_EQ(o.status, Status::kError);
-  EXPECT_EQ(o.message, "'no.such.name' is not an IP address (names are not resolved yet)");
+  EXPECT_EQ(o.message.rfind("cannot resolve 'no.such.name.invalid': NXDOMAIN", 0), 0u)
+      << o.message;
   EXPECT_TRUE(fakes.fake_tcp.requests().empty());
+}
+
+TEST(TcpConnect, ANameIsProbedAtTheAddressItResolvesTo) {
+  FakeServices fakes;
+  fakes.fake_resolver.answer([](const DnsQuery& q, const StepContext&)
+                                 -> std::expected<DnsResponse, std::string> {
+    DnsResponse r{.rcode = "NOERROR", .server = "10.0.0.53"};
+    if (q.type == "A") r.answers = {{.name = q.name, .type = "A", .data = "10.0.0.2"}};
+    return r;
+  });
+  fakes.fake_tcp.answer(result("open", 0.1, "", 0));
+  auto o = run_step("tcp.connect", {{"host", "backend.np.invalid"}, {"port", 80}}, &fakes);
+  ASSERT_EQ(fakes.fake_tcp.requests().size(), 1u) << o.message;
+  EXPECT_EQ(fakes.fake_tcp.requests()[0].address, "10.0.0.2");
 }
 
 TEST(TcpConnect, Ipv6InBracketsWithSourceAndInterface) {
