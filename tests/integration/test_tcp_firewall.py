@@ -176,6 +176,11 @@ class TcpFirewall(unittest.TestCase):
         body += step_yaml("listen_lo6", "sockets.listen", {"address": "::1", "proto": "udp"},
                           S, {"listening": False})
         body += step_yaml("fw_nft", "firewall", {"match": {"proto": "udp", "dport": 4789}}, S)
+        body += step_yaml("fw_marked", "firewall", {"match": {"proto": "udp", "dport": 7000}}, S)
+        body += step_yaml("fw_nft_in", "firewall",
+                          {"direction": "in", "match": {"proto": "udp", "dport": 4789}}, S)
+        body += step_yaml("fw_nft_out", "firewall",
+                          {"direction": "out", "match": {"proto": "udp", "dport": 4789}}, S)
         body += step_yaml("fw_ipt", "firewall", {"match": {"proto": "udp", "dport": 4789}}, F)
         body += step_yaml("fw_clean", "firewall", {"match": {"proto": "udp", "dport": 4789}}, C)
         body += step_yaml("fw_all", "firewall", {}, S)
@@ -302,8 +307,14 @@ class TcpFirewall(unittest.TestCase):
         self.assertRegex(s["message"],
                          r"^udp dport 4789 dropped by inet tcpfw input handle \d+ "
                          r"'udp dport 4789 counter drop' \(\d+ packets\)$")
-        marks = s["facts"]["marks"]
+        # The mark rule comes after the drop: a VXLAN packet never reaches it ...
+        self.assertEqual(s["facts"]["marks"], [])
+        # ... a packet that no rule drops does.
+        marks = self.step("fw_marked", "pass")["facts"]["marks"]
         self.assertEqual([(m["kind"], m["value"]) for m in marks], [("meta", "0x10")])
+        # In (input hook) is its path; out (output) is not.
+        self.assertEqual(self.step("fw_nft_in", "fail")["facts"]["drop_count"], 1)
+        self.assertEqual(self.step("fw_nft_out", "pass")["facts"]["drops"], [])
 
     def test_iptables_rule_named_with_its_counter(self):
         s = self.step("fw_ipt", "fail")
