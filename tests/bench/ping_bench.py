@@ -9,7 +9,8 @@ prober via the peer. Then, with the real binary, repeatedly:
      request leaves (count - 1) * interval after the first and its reply comes at most the
      largest rtt_max_ms later (an upper bound of that floor: rtt_max may be an earlier reply);
   2. one `ping` step to a single address, same parameters (the per-target cost alone);
-  3. N `ping` steps of one address each in one playbook, with the default --jobs.
+  3. N `ping` steps of one address each in one playbook, with the default --jobs (4) and
+     with --jobs N: steps that wait hold a worker, so many one-target steps need the jobs.
 Every run must get every reply. Prints median and minimum. Removes the namespaces on exit.
 Needs root. Usage:
   tests/bench/ping_bench.py [--bin build/netplay] [-n 50] [--repeat 5]
@@ -63,12 +64,12 @@ def ping_step(sid, targets):
             f"interval: {INTERVAL_MS}ms}}\n")
 
 
-def run(bin_, text, d, want_received):
+def run(bin_, text, d, want_received, extra=()):
     pb, rep = os.path.join(d, "pb.yaml"), os.path.join(d, "report.json")
     with open(pb, "w") as f:
         f.write(text)
     t0 = time.perf_counter()
-    r = subprocess.run([bin_, "run", pb, "--output", f"json={rep}"], capture_output=True)
+    r = subprocess.run([bin_, "run", pb, "--output", f"json={rep}", *extra], capture_output=True)
     wall = (time.perf_counter() - t0) * 1000
     with open(rep) as f:
         report = json.load(f)
@@ -120,6 +121,14 @@ def main():
             rows.append((f"{a.n} steps of 1 target, default --jobs: run (wall)", walls, ""))
             rows.append((f"{a.n} steps of 1 target, default --jobs: report duration_ms", durs,
                          ""))
+            walls, durs = [], []
+            for _ in range(a.repeat):
+                wall, rep = run(a.bin, body, d, a.n * COUNT, ("--jobs", str(min(a.n, 64))))
+                walls.append(wall)
+                durs.append(rep["duration_ms"])
+            rows.append((f"{a.n} steps of 1 target, --jobs {min(a.n, 64)}: run (wall)", walls, ""))
+            rows.append((f"{a.n} steps of 1 target, --jobs {min(a.n, 64)}: report duration_ms",
+                         durs, ""))
     finally:
         teardown()
     print(f"load average: {os.getloadavg()[0]:.2f}")
