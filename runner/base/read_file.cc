@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runner/base/fd.h"
+
 namespace netplay {
 
 std::string format_size(size_t bytes) {
@@ -31,19 +33,7 @@ std::string describe_file_type(unsigned mode) {
 
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 std::unexpected<std::string> too_large(size_t max) {
   return std::unexpected(fmt::format("is larger than the {} limit", format_size(max)));

@@ -20,6 +20,8 @@
 
 #include <fmt/format.h>
 
+#include "runner/base/fd.h"
+
 namespace netplay {
 namespace {
 
@@ -32,30 +34,7 @@ constexpr size_t kExtraErrors = 8;
 /// Receive buffer of a raw socket (bytes).
 constexpr int kRawRcvbuf = 1 << 20;
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-
- private:
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 struct Addr {
   int family = AF_UNSPEC;

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "runner/base/fd.h"
 #include "runner/step/services.h"
 
 namespace netplay {
@@ -41,19 +42,7 @@ std::expected<sockaddr_storage, std::string> numeric_address(const std::string& 
   return ss;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 /// The state a connect(2) error stands for.
 std::string state_of(int e) {

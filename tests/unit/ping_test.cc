@@ -14,6 +14,7 @@
 #include "runner/step/fakes.h"
 #include "runner/step/params.h"
 #include "tests/unit/support/netlink_canned.h"
+#include "tests/unit/support/dns_canned.h"
 #include "tests/unit/support/step_run.h"
 
 namespace netplay {
@@ -136,12 +137,7 @@ TEST(PingStep, AnUnresolvableNameIsAnError) {
 
 TEST(PingStep, ANameIsPingedAtTheAddressItResolvesTo) {
   FakeServices fakes;
-  fakes.fake_resolver.answer([](const DnsQuery& q, const StepContext&)
-                                 -> std::expected<DnsResponse, std::string> {
-    DnsResponse r{.rcode = "NOERROR", .server = "10.0.0.53"};
-    if (q.type == "A") r.answers = {{.name = q.name, .type = "A", .data = "10.0.0.2"}};
-    return r;
-  });
+  canned::resolve_to(fakes, "10.0.0.2");
   fakes.fake_pinger.answer(std::vector<EchoResult>{replies("10.0.0.2", 3, {1, 1, 1})});
   auto o = run_step("ping", {{"target", "backend.np.invalid"}}, &fakes);
   ASSERT_EQ(fakes.fake_pinger.requests().size(), 1u) << o.message;

@@ -11,6 +11,7 @@
 
 #include "runner/step/fakes.h"
 #include "runner/step/tcp.h"
+#include "tests/unit/support/dns_canned.h"
 #include "tests/unit/support/step_run.h"
 
 namespace netplay {
@@ -96,12 +97,7 @@ TEST(TcpConnect, AnUnresolvableNameIsAnError) {
 
 TEST(TcpConnect, ANameIsProbedAtTheAddressItResolvesTo) {
   FakeServices fakes;
-  fakes.fake_resolver.answer([](const DnsQuery& q, const StepContext&)
-                                 -> std::expected<DnsResponse, std::string> {
-    DnsResponse r{.rcode = "NOERROR", .server = "10.0.0.53"};
-    if (q.type == "A") r.answers = {{.name = q.name, .type = "A", .data = "10.0.0.2"}};
-    return r;
-  });
+  canned::resolve_to(fakes, "10.0.0.2");
   fakes.fake_tcp.answer(result("open", 0.1, "", 0));
   auto o = run_step("tcp.connect", {{"host", "backend.np.invalid"}, {"port", 80}}, &fakes);
   ASSERT_EQ(fakes.fake_tcp.requests().size(), 1u) << o.message;
