@@ -298,6 +298,18 @@ def validate_playbook(text: str) -> tuple[int, str, str]:
         return p.returncode, p.stdout, p.stderr
 
 
+def step_yaml(sid: str, uses: str, with_: dict, netns: str | None = None,
+              expect: dict | None = None) -> str:
+    """One step of a playbook's `steps:` list, as YAML text (JSON for the maps)."""
+    y = f"  - id: {sid}\n    uses: {uses}\n"
+    if netns:
+        y += f"    netns: {netns}\n"
+    y += f"    with: {json.dumps(with_)}\n"
+    if expect:
+        y += f"    expect: {json.dumps(expect)}\n"
+    return y
+
+
 def playbook(steps_yaml: str, name: str = "lab-test") -> str:
     """A minimal playbook around an indented `steps:` body."""
     return (f"apiVersion: netplay/v1\nkind: Playbook\nmetadata: {{name: {name}}}\n"

@@ -13,7 +13,6 @@ P-c has no rules and no route beyond its subnets (10.78.0.9 is unreachable).
 Needs root, nft and iptables; fails (never skips) without them. NETPLAY_BIN names the binary.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ import sys
 import unittest
 
 from procs import kill_all_with, wait_for
-from silk_lab import playbook, require_root, run_playbook, sh, validate_playbook
+from silk_lab import playbook, require_root, run_playbook, sh, step_yaml, validate_playbook
 
 PREFIX = f"nptf{os.getpid() % 100000}-"
 C, S, F = PREFIX + "c", PREFIX + "s", PREFIX + "f"
@@ -55,16 +54,6 @@ table inet tcpfw {
   }
 }
 """
-
-
-def step_yaml(sid, uses, with_, netns=None, expect=None):
-    y = f"  - id: {sid}\n    uses: {uses}\n"
-    if netns:
-        y += f"    netns: {netns}\n"
-    y += f"    with: {json.dumps(with_)}\n"
-    if expect:
-        y += f"    expect: {json.dumps(expect)}\n"
-    return y
 
 
 def in_ns(ns, *argv, check=True):

@@ -5,24 +5,13 @@ JSON (`ip -j -d link`), `stat -L -c %i` and `ethtool -k`.
 Needs root and ethtool; fails (never skips) without them. NETPLAY_BIN names the binary.
 """
 
-import json
 import os
 import shutil
 import subprocess
 import time
 import unittest
 
-from silk_lab import Lab, playbook, require_root, run_playbook, sh
-
-
-def step_yaml(sid, uses, with_, netns=None, expect=None):
-    y = f"  - id: {sid}\n    uses: {uses}\n"
-    if netns:
-        y += f"    netns: {netns}\n"
-    y += f"    with: {json.dumps(with_)}\n"
-    if expect:
-        y += f"    expect: {json.dumps(expect)}\n"
-    return y
+from silk_lab import Lab, playbook, require_root, run_playbook, sh, step_yaml
 
 
 def inode(path):

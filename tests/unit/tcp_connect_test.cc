@@ -266,12 +266,11 @@ TEST(TcpConnectorReal, CancellationEndsTheWait) {
     std::this_thread::sleep_for(100ms);
     cancelled = true;
   });
-  auto start = std::chrono::steady_clock::now();
   auto r = c->connect({.address = "127.0.0.1", .port = l.port, .timeout = Millis(30000)}, ctx);
   t.join();
   ASSERT_FALSE(r);
+  // Ended by the cancellation, not by the 30 s timeout (that would be a "filtered" result).
   EXPECT_EQ(r.error(), fmt::format("127.0.0.1:{}: cancelled", l.port));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
 }
 
 TEST(TcpConnectorReal, BadSourceIsAnError) {
