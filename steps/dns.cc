@@ -12,6 +12,7 @@
 #include "runner/step/dns.h"
 #include "runner/step/services.h"
 #include "runner/step/step.h"
+#include "steps/net/pause.h"
 #include "steps/net/resolve.h"
 #include "steps/net/stats.h"
 
@@ -51,18 +52,6 @@ std::string describe(const DnsResponse& r, const std::string& type, const std::s
   if (r.rcode == "NOERROR")
     return fmt::format("no records (NOERROR from {}, {})", r.server, ms_text(r.query_ms));
   return fmt::format("{} from {} ({})", r.rcode, r.server, ms_text(r.query_ms));
-}
-
-/// Waits `d` (real time) in slices of at most 50 ms; false when the step was cancelled or
-/// ran out of time meanwhile.
-bool pause(const StepContext& ctx, Millis d) {
-  const Clock::time_point until = Clock::now() + std::chrono::duration_cast<Clock::duration>(d);
-  for (;;) {
-    if (ctx.is_cancelled() || ctx.expired()) return false;
-    auto left = std::chrono::duration_cast<Millis>(until - Clock::now());
-    if (left <= Millis(0)) return true;
-    std::this_thread::sleep_for(std::min(left, Millis(50)));
-  }
 }
 
 class DnsStep : public Step {

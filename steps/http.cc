@@ -14,6 +14,7 @@
 #include "runner/step/http.h"
 #include "runner/step/services.h"
 #include "runner/step/step.h"
+#include "steps/net/pause.h"
 #include "steps/net/resolve.h"
 #include "steps/net/stats.h"
 
@@ -91,16 +92,6 @@ std::string describe(const HttpResponse& r, Millis timeout) {
   return fmt::format("{} in {} ms (dns {}, connect {}{}, first byte {})", status,
                      ms(r.time_total_ms), ms(r.time_namelookup_ms), ms(r.time_connect_ms), tls,
                      ms(r.time_first_byte_ms));
-}
-
-bool pause(const StepContext& ctx, Millis d) {
-  const Clock::time_point until = Clock::now() + std::chrono::duration_cast<Clock::duration>(d);
-  for (;;) {
-    if (ctx.is_cancelled() || ctx.expired()) return false;
-    auto left = std::chrono::duration_cast<Millis>(until - Clock::now());
-    if (left <= Millis(0)) return true;
-    std::this_thread::sleep_for(std::min(left, Millis(50)));
-  }
 }
 
 class HttpStep : public Step {

@@ -10,6 +10,7 @@
 #include "runner/step/services.h"
 #include "runner/step/step.h"
 #include "runner/step/tcp.h"
+#include "steps/net/pause.h"
 #include "steps/net/stats.h"
 #include "steps/net/targets.h"
 
@@ -152,14 +153,8 @@ class TcpConnectStep : public Step {
     std::vector<TcpConnectResult> results;
     std::string cut_short;
     for (int i = 0; i < count; ++i) {
-      if (i > 0 && interval > Millis(0)) {
-        // Pause in slices so that cancellation and the deadline are seen promptly. The
-        // pause is real time (it measures nothing); the deadline is the step clock's.
-        auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(interval);
-        for (auto now = Clock::now(); now < until && !ctx.is_cancelled() && !ctx.expired();
-             now = Clock::now())
-          std::this_thread::sleep_for(std::min<Clock::duration>(until - now, 50ms));
-      }
+      // A pause cut short by cancellation or the deadline is seen by the connect below.
+      if (i > 0 && interval > Millis(0)) (void)pause(ctx, interval);
       auto r = ctx.tcp().connect(req, ctx);
       if (!r) {
         cut_short = r.error();
