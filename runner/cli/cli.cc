@@ -84,6 +84,7 @@ struct VerbArgs {
   RunArgs run;
   std::vector<std::string> playbooks;  // validate
   std::string step;                    // describe
+  DecodeArgs decode;
 };
 
 /// One `netplay VERB`. The table below is the only place verbs are named: the subcommands,
@@ -171,6 +172,12 @@ int handle_describe(const VerbArgs& args, const CliIo& io) {
   return 0;
 }
 
+void setup_decode_verb(CLI::App& cmd, VerbArgs& args) { setup_decode(cmd, args.decode); }
+
+int handle_decode(const VerbArgs& args, const CliIo& io) {
+  return decode_command(args.decode, io);
+}
+
 int handle_schema(const VerbArgs&, const CliIo& io) {
   put(io.out, playbook_schema().dump(2) + "\n");
   return 0;
@@ -184,6 +191,8 @@ constexpr Verb kVerbs[] = {
     {"list", "List the built-in steps", no_args, handle_list},
     {"describe", "Show a step's params, facts and an example", setup_describe, handle_describe},
     {"schema", "Print the playbook JSON Schema", no_args, handle_schema},
+    {"decode", "Decode a pcap/pcapng file: tcpdump-like lines, per-frame fields or VXLAN facts",
+     setup_decode_verb, handle_decode},
 };
 
 std::vector<std::string> verb_names() {

@@ -25,6 +25,25 @@ struct RunArgs {
 
 int run_command(const RunArgs& args, const CliIo& io);
 
+/// `netplay decode` as typed (cli_decode.cc).
+struct DecodeArgs {
+  std::string file;
+  std::string format = "text";
+  std::vector<int> ports;
+  std::string filter;
+  std::string tags;
+  std::vector<std::string> store;
+};
+}  // namespace netplay::cli
+
+namespace CLI {
+class App;
+}
+
+namespace netplay::cli {
+void setup_decode(CLI::App& cmd, DecodeArgs& args);
+int decode_command(const DecodeArgs& args, const CliIo& io);
+
 /// Prints "netplay: MESSAGE" on io.err; returns 2 (usage / invalid playbook).
 int usage_error(const CliIo& io, const std::string& message);
 

@@ -20,6 +20,7 @@
 
 #include "runner/step/dns.h"
 #include "runner/step/firewall.h"
+#include "runner/step/pcap.h"
 #include "runner/step/http.h"
 #include "runner/step/icmp.h"
 #include "runner/step/services.h"
@@ -134,6 +135,9 @@ class FakeServices : public StepServices {
   Resolver& resolver() override { return fake_resolver; }
   HttpClient& http() override { return fake_http; }
   Firewall& firewall() override { return fake_firewall; }
+  PacketSource& packets() override { return fake_packets; }
+
+  FakeServices() { fake_packets.clock = &fake_clock; }
 
   FakeNetlink fake_netlink;
   FakeProcessRunner fake_processes;
@@ -143,6 +147,7 @@ class FakeServices : public StepServices {
   FakeResolver fake_resolver;
   FakeHttpClient fake_http;
   FakeFirewall fake_firewall;
+  FakePacketSource fake_packets;
 };
 
 }  // namespace netplay

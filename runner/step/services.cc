@@ -2,6 +2,7 @@
 
 #include "runner/step/dns.h"
 #include "runner/step/firewall.h"
+#include "runner/step/pcap.h"
 #include "runner/step/http.h"
 #include "runner/step/icmp.h"
 #include "runner/step/netlink_socket.h"
@@ -31,6 +32,7 @@ struct RealServices::Impl {
   std::unique_ptr<Resolver> resolver = make_system_resolver();
   std::unique_ptr<HttpClient> http = make_system_http_client();
   std::unique_ptr<Firewall> firewall = make_system_firewall();
+  std::unique_ptr<PacketSource> packets = make_system_packet_source();
 };
 
 RealServices::RealServices(ProcessRegistry& registry)
@@ -45,6 +47,7 @@ TcpConnector& RealServices::tcp() { return *impl_->tcp; }
 Resolver& RealServices::resolver() { return *impl_->resolver; }
 HttpClient& RealServices::http() { return *impl_->http; }
 Firewall& RealServices::firewall() { return *impl_->firewall; }
+PacketSource& RealServices::packets() { return *impl_->packets; }
 
 RealServices& system_services() {
   // Never destroyed: a step abandoned after its timeout may outlive main().

@@ -138,8 +138,8 @@ class StepClock {
 
 // ---- Probes ----
 // Each in its own header with its fake: runner/step/icmp.h (Pinger), tcp.h (TcpConnector),
-// dns.h (Resolver), http.h (HttpClient), firewall.h (Firewall).
-// A packet source (pcap) will join here.
+// dns.h (Resolver), http.h (HttpClient), firewall.h (Firewall), pcap.h (PacketSource: live
+// captures and capture files).
 
 /// The services of one run.
 class StepServices {
@@ -153,6 +153,7 @@ class StepServices {
   virtual Resolver& resolver() = 0;
   virtual HttpClient& http() = 0;
   virtual Firewall& firewall() = 0;
+  virtual PacketSource& packets() = 0;
 };
 
 class ProcessRegistry;
@@ -176,6 +177,7 @@ class RealServices : public StepServices {
   Resolver& resolver() override;
   HttpClient& http() override;
   Firewall& firewall() override;
+  PacketSource& packets() override;
   ProcessRegistry& registry() { return registry_; }
 
  private:

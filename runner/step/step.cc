@@ -96,6 +96,7 @@ TcpConnector& StepContext::tcp() const { return services_or_system().tcp(); }
 Resolver& StepContext::resolver() const { return services_or_system().resolver(); }
 HttpClient& StepContext::http() const { return services_or_system().http(); }
 Firewall& StepContext::firewall() const { return services_or_system().firewall(); }
+PacketSource& StepContext::packets() const { return services_or_system().packets(); }
 
 bool StepContext::expired() const {
   return deadline != Clock::time_point::max() && clock().now() >= deadline;

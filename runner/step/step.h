@@ -91,6 +91,7 @@ class TcpConnector;
 class Resolver;
 class HttpClient;
 class Firewall;
+class PacketSource;
 
 /// What a step sees of the run: deadlines and cancellation reach every native wait, and the
 /// services (runner/step/services.h) are all it touches of the system.
@@ -120,6 +121,7 @@ struct StepContext {
   Resolver& resolver() const;
   HttpClient& http() const;
   Firewall& firewall() const;
+  PacketSource& packets() const;
 
   bool is_cancelled() const {
     return (cancelled && cancelled->load(std::memory_order_relaxed)) ||
