@@ -24,7 +24,9 @@ bool run_attempt(Attempt& a, StepServices* services) {
   ctx.attempt = a.number;
   ctx.expected_facts = a.expected_facts;
   a.started = Clock::now();
-  a.begun = true;
+  bool deferred = a.step && a.step->spec().signals_ready && a.mark_begun;
+  if (deferred) ctx.on_ready = a.mark_begun;
+  else a.begun = true;
 
   std::optional<NetnsScope> scope;
   if (!a.netns.empty() && a.netns != "host") {
@@ -110,12 +112,26 @@ void worker_main(std::shared_ptr<WorkerPool::Shared> s, unsigned long id) {
     std::shared_ptr<Attempt> a = std::move(s->queue.front());
     s->queue.pop_front();
     a->worker = id;
-    a->begun = true;  // set here, under the lock, so that the wake-up below sees it
-    s->begun = true;
-    s->done_cv.notify_one();
+    if (a->step && a->step->spec().signals_ready) {
+      // Begun when the step says it is ready (a capture listening), or when it returns.
+      Attempt* raw = a.get();
+      a->mark_begun = [s, raw] {
+        std::lock_guard l(s->m);
+        if (raw->begun) return;
+        raw->begun = true;
+        s->begun = true;
+        s->done_cv.notify_one();
+      };
+    } else {
+      a->begun = true;  // set here, under the lock, so that the wake-up below sees it
+      s->begun = true;
+      s->done_cv.notify_one();
+    }
     lock.unlock();
     bool home_ok = run_attempt(*a, s->services);
     lock.lock();
+    a->begun = true;
+    a->mark_begun = nullptr;
     a->completed = true;
     if (a->abandoned) return;  // already detached and forgotten by the pool
     s->done.push_back(std::move(a));

@@ -7,6 +7,7 @@
 /// namespace: a new thread inherits its creator's network namespace.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct Attempt {
   std::atomic<bool> stop_requested{false};
   const std::atomic<bool>* interrupt = nullptr;  // the run's Ctrl-C flag
   std::atomic<bool> begun{false};  // a worker (or the scheduler thread) has started it
+  /// For a step that signals_ready: marks it begun (and wakes the scheduler) when the step
+  /// calls ctx.ready(); set by the worker that runs it.
+  std::function<void()> mark_begun;
 
   // Written by the worker; visible to the scheduler once returned by WorkerPool::wait().
   StepOutput out;

@@ -57,6 +57,9 @@ struct StepSpec {
   std::string privileges;  // "" = none; otherwise e.g. "CAP_SYS_ADMIN to enter a namespace"
   bool changes_state = false;
   bool supports_background = false;
+  /// The step calls ctx.ready() once it observes (a capture that is listening): steps that
+  /// `need` it in the background start only then, not when a worker merely took it.
+  bool signals_ready = false;
   std::string example;  // a YAML snippet shown by `describe`
 
   const ParamSpec* param(std::string_view n) const;
@@ -109,6 +112,8 @@ struct StepContext {
   /// Facts the playbook's `expect:` judges (its top-level names). A step leaves the verdict
   /// on those to the expectation rather than failing on them by default (exec's exit_code).
   std::vector<std::string> expected_facts;
+  /// Set by the scheduler for steps whose spec signals_ready: tells it the step is ready.
+  std::function<void()> on_ready;
   /// The run's services; null: the real ones (system_services()).
   StepServices* services = nullptr;
 
@@ -126,6 +131,10 @@ struct StepContext {
   bool is_cancelled() const {
     return (cancelled && cancelled->load(std::memory_order_relaxed)) ||
            (interrupt && interrupt->load(std::memory_order_relaxed));
+  }
+  /// A background step that signals_ready is now observing: its dependents may start.
+  void ready() const {
+    if (on_ready) on_ready();
   }
   bool should_stop() const {
     return is_cancelled() || (stop_requested && stop_requested->load(std::memory_order_relaxed));
