@@ -110,9 +110,24 @@ void setup_decode(CLI::App& cmd, DecodeArgs& a) {
       "ends inside a frame (the frames before it are printed), 130 interrupted.");
 }
 
+/// Ctrl-C stops the decode between two batches of frames (what was printed stays); the
+/// previous handlers come back when the command returns.
+struct SignalScope {
+  SignalScope() {
+    g_decode_interrupted = false;
+    old_int = std::signal(SIGINT, on_decode_signal);
+    old_term = std::signal(SIGTERM, on_decode_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+  }
+  void (*old_int)(int);
+  void (*old_term)(int);
+};
+
 int decode_command(const DecodeArgs& a, const CliIo& io) {
-  std::signal(SIGINT, on_decode_signal);
-  std::signal(SIGTERM, on_decode_signal);
+  SignalScope signals;
   std::vector<long long> ports(a.ports.begin(), a.ports.end());
   if (ports.empty()) ports.push_back(4789);
   StepContext ctx;

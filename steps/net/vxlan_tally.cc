@@ -574,10 +574,12 @@ std::expected<DecodeOptions, std::string> decode_options(const Params& p) {
   if (ports.is_number_integer()) o.port_list.push_back(ports.get<long long>());
   if (o.port_list.empty()) o.port_list.push_back(4789);
   o.ports = port_set(o.port_list);
-  if (p.has("tags"))
+  // An empty path is "not given", so that playbooks can pass an optional input through.
+  if (!p.str("tags").empty())
     if (auto r = o.apps.load_tags(p.str("tags")); !r) return std::unexpected(r.error());
   for (const auto& s : p.strings("store"))
-    if (auto r = o.apps.load_store(s); !r) return std::unexpected(r.error());
+    if (!s.empty())
+      if (auto r = o.apps.load_store(s); !r) return std::unexpected(r.error());
   o.top = static_cast<size_t>(p.integer("top", 20));
   o.evidence = static_cast<size_t>(p.integer("evidence", 10));
   return o;

@@ -159,7 +159,9 @@ TEST(Cli, VerbsComeFromOneTable) {
       {"validate", "Check playbooks; every error as file:line:col: message on stderr"},
       {"list", "List the built-in steps"},
       {"describe", "Show a step's params, facts and an example"},
-      {"schema", "Print the playbook JSON Schema"}};
+      {"schema", "Print the playbook JSON Schema"},
+      {"decode",
+       "Decode a pcap/pcapng file: tcpdump-like lines, per-frame fields or VXLAN facts"}};
   for (const auto& [name, summary] : verbs) {
     size_t line = h.out.find("\n  " + name + " ", at);
     ASSERT_NE(line, std::string::npos) << name << " not listed:\n" << h.out;
@@ -173,9 +175,9 @@ TEST(Cli, VerbsComeFromOneTable) {
   EXPECT_THAT(h.out, Not(HasSubstr("Subcommands:")));  // listed once, from the table
   expect_usage_error(cli({"shcema"}),
                      "unknown command 'shcema' (did you mean 'schema'?); commands: run, "
-                     "validate, list, describe, schema\n");
+                     "validate, list, describe, schema, decode\n");
   expect_usage_error(cli({"frobnicate"}), "unknown command 'frobnicate'; commands: run, ");
-  expect_usage_error(cli({}), "a command is required: run, validate, list, describe or schema");
+  expect_usage_error(cli({}), "a command is required: run, validate, list, describe, schema or decode");
 }
 
 TEST(Cli, UsageErrorsAreOneLine) {
@@ -315,6 +317,18 @@ TEST(Cli, InterruptedRunStillWritesReportsAndExits130) {
   EXPECT_EQ(j["interrupted"], true);
   EXPECT_THAT(o.out, HasSubstr("netplay: INTERRUPTED"));
   EXPECT_THAT(o.out, Not(HasSubstr("\033[")));
+}
+
+/// `netplay decode` refuses what it cannot read with one line naming the file or flag.
+TEST(Cli, DecodeNamesTheFileOrFlagItCannotUse) {
+  TempDir dir;
+  std::string text = dir.file("notes.txt", "not a capture\n");
+  expect_usage_error(cli({"decode", text}), text + ": unknown file format");
+  expect_usage_error(cli({"decode", text + ".missing"}), text + ".missing");
+  expect_usage_error(cli({"decode", text, "--format", "xml"}), "--format");
+  expect_usage_error(cli({"decode", text, "--ports", "0"}), "--ports");
+  expect_usage_error(cli({"decode", text, "--tags", "t.json"}),
+                     "--tags and --store need --format json");
 }
 
 }  // namespace

@@ -118,10 +118,55 @@ std::string temp_file(const std::string& name, const std::string& body) {
   return path;
 }
 
+/// A VXLAN-GBP frame of the lab (an ICMP echo request, policy id 3, VNI 1).
+std::vector<uint8_t> lab_vxlan_frame() {
+  static const char hex[] =
+      "0096f8d780577872cc54cbb7fa080045000086d9c1000040118ca30a0000010a000002ee0a12b500"
+      "7214868800000300000100eeee0aff0200eeee0aff0100080045000054c20640003f01608f0aff01"
+      "0b0aff020b0800e5ca123400016e6574706c61796e6574706c61796e6574706c61796e6574706c61"
+      "796e6574706c61796e6574706c61796e6574706c61796e6574706c6179";
+  std::vector<uint8_t> out;
+  for (size_t i = 0; hex[i] && hex[i + 1]; i += 2)
+    out.push_back(static_cast<uint8_t>(std::stoi(std::string(hex + i, 2), nullptr, 16)));
+  return out;
+}
+
+/// A pcap file (microsecond magic, Ethernet) holding `frame` twice.
+std::string pcap_bytes(const std::vector<uint8_t>& frame) {
+  std::string b;
+  auto u32 = [&b](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [&b](uint16_t v) { b.append(reinterpret_cast<const char*>(&v), 2); };
+  u32(0xa1b2c3d4);
+  u16(2);
+  u16(4);
+  u32(0);
+  u32(0);
+  u32(262144);
+  u32(1);
+  for (uint32_t i = 0; i < 2; ++i) {
+    u32(1700000000 + i);
+    u32(0);
+    u32(static_cast<uint32_t>(frame.size()));
+    u32(static_cast<uint32_t>(frame.size()));
+    b.append(reinterpret_cast<const char*>(frame.data()), frame.size());
+  }
+  return b;
+}
+
+void canned_capture(FakeServices& f) {
+  CannedCapture c;
+  c.linktype = 1;
+  c.packets = {{1700000000000000000, lab_vxlan_frame()}};
+  f.fake_packets.answer(c);
+}
+
 std::vector<Scenario> scenarios() {
   static const std::string json_file = temp_file("a.json", R"({"a": {"b": [1, 2]}})");
   static const std::string yaml_file = temp_file("a.yaml", "a:\n  b: [1, 2]\n");
   static const std::string text_file = temp_file("a.txt", "one\ntwo\n");
+  static const std::string pcap_file = temp_file("a.pcap", pcap_bytes(lab_vxlan_frame()));
+  static const std::string tags_file =
+      temp_file("tags.json", R"({"tags": [{"id": "app-3", "tag": "0003"}]})");
   return {
       {"link", {{"name", "va"}}},
       {"link", {{"name", "vc"}}},
@@ -225,6 +270,18 @@ std::vector<Scenario> scenarios() {
       {"firewall", {{"match", {{"proto", "tcp"}, {"dport", 22}, {"saddr", "10.0.0.9"}}}},
        probes("open")},
       {"firewall", json::object(), [](FakeServices& f) { f.fake_firewall.fail("nftables: x"); }},
+      {"vxlan.decode", {{"file", pcap_file}, {"tags", tags_file}}, nullptr, true},
+      {"vxlan.decode", {{"file", text_file}}, nullptr, true},
+      {"vxlan.decode", {{"file", pcap_file}, {"filter", "udp port"}}, nullptr, true},
+      {"capture", {{"interface", "eth0"}, {"count", 1}, {"decode", "vxlan"}}, canned_capture},
+      {"capture", {{"interface", "eth0"}, {"duration", 500}}, canned_capture},
+      {"capture", {{"interface", "eth9"}},
+       [](FakeServices& f) { f.fake_packets.fail("no such interface 'eth9' in this namespace"); }},
+      {"trace.hops",
+       {{"points", {{{"name", "a"}, {"interface", "eth0"}}, {{"name", "b"}, {"interface", "eth1"}}}},
+        {"duration", 500}},
+       canned_capture},
+      {"trace.hops", {{"points", {{{"interface", "eth0"}}}}}, canned_capture},
   };
 }
 
