@@ -9,6 +9,8 @@
 #include <fstream>
 #include <tuple>
 
+#include "steps/net/flat_map.h"
+
 namespace netplay::vxlan {
 
 using packet::Addr;
@@ -28,18 +30,13 @@ size_t hash_words(const K& k) {
   static_assert(sizeof(K) % 8 == 0);
   uint64_t w[sizeof(K) / 8];
   std::memcpy(w, &k, sizeof(K));
-  uint64_t h = 0x9e3779b97f4a7c15ull;
-  for (uint64_t x : w) {
-    h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h *= 0xff51afd7ed558ccdull;
-  }
-  return static_cast<size_t>(h ^ (h >> 33));
+  // Independent multiplies (no chain from one word to the next), then one final mix.
+  uint64_t h = 0;
+  for (size_t i = 0; i < sizeof(K) / 8; ++i) h += (w[i] ^ (0x9e3779b97f4a7c15ull * (i + 1))) * 0xff51afd7ed558ccdull;
+  h ^= h >> 32;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return static_cast<size_t>(h ^ (h >> 29));
 }
-
-template <class K>
-struct WordHash {
-  size_t operator()(const K& k) const { return hash_words(k); }
-};
 
 template <class K>
 bool same_bytes(const K& a, const K& b) {
@@ -171,18 +168,18 @@ std::string AppMap::ip_app(const Addr& a) const {
 struct Tally::Impl {
   const AppMap* apps;
   size_t top;
-  uint64_t bytes = 0, vxlan = 0, other = 0, malformed = 0, no_gbp = 0;
+  uint64_t bytes = 0, vxlan = 0, other = 0, malformed = 0;
   uint64_t flows_overflow = 0;
   int64_t first_ts = 0, last_ts = 0;
   std::array<std::array<uint64_t, 2>, static_cast<size_t>(Malformed::kCount)> reasons{};
-  std::vector<uint64_t> gbp = std::vector<uint64_t>(65536, 0);
-  std::unordered_map<uint32_t, uint64_t> vnis;
-  uint32_t last_vni = 0;
-  uint64_t* last_vni_count = nullptr;
-  std::unordered_map<FlowKey, FlowStat, WordHash<FlowKey>> flows;
+  // What did not fit in the flow table is still counted by tag and VNI (bounded maps).
+  std::unordered_map<int32_t, uint64_t> overflow_gbp;
+  std::unordered_map<uint32_t, uint64_t> overflow_vni;
+  FlatMap<FlowKey, FlowStat> flows{1024};
   FlowKey last_key{};
-  FlowStat* last_stat = nullptr;
-  std::unordered_map<PairKey, uint32_t, WordHash<PairKey>> pending;
+  uint64_t last_hash = 0;
+  FlowStat* last_stat = nullptr;  // valid until the next insert into `flows`
+  FlatMap<PairKey, uint32_t> pending{1024};  // outstanding requests (0: answered, dead)
   uint64_t icmp_req = 0, icmp_rep = 0, icmp_answered = 0;
   uint64_t tcp_syn = 0, tcp_synack = 0, tcp_answered = 0;
   uint64_t pairs_untracked = 0;
@@ -224,35 +221,26 @@ struct Tally::Impl {
     if (request) {
       std::memcpy(k.a, in.src.bytes.data(), 16);
       std::memcpy(k.b, in.dst.bytes.data(), 16);
-      if (pending.size() >= kMaxPending) {
+      uint64_t h = hash_words(k);
+      uint32_t* n = pending.find_or_insert(k, h, kMaxPending);
+      if (!n) {
+        pending.compact([](uint32_t v) { return v > 0; });  // drop the answered ones
+        n = pending.find_or_insert(k, h, kMaxPending);
+      }
+      if (!n) {
         ++pairs_untracked;
         return;
       }
-      ++pending[k];
+      ++*n;
     } else if (reply) {
       std::memcpy(k.a, in.dst.bytes.data(), 16);
       std::memcpy(k.b, in.src.bytes.data(), 16);
-      auto it = pending.find(k);
-      if (it == pending.end()) return;
+      uint32_t* n = pending.find(k, hash_words(k));
+      if (!n || *n == 0) return;
       if (k.kind == 1) ++icmp_answered;
       else ++tcp_answered;
-      if (--it->second == 0) pending.erase(it);
+      --*n;
     }
-  }
-
-  void count_vni(uint32_t vni) {
-    if (last_vni_count && vni == last_vni) {
-      ++*last_vni_count;
-      return;
-    }
-    auto it = vnis.find(vni);
-    if (it == vnis.end()) {
-      if (vnis.size() >= kMaxVnis) return;
-      it = vnis.emplace(vni, 0).first;
-    }
-    ++it->second;
-    last_vni = vni;
-    last_vni_count = &it->second;
   }
 
   void count_flow(const Frame& f) {
@@ -279,30 +267,30 @@ struct Tally::Impl {
         k.has_dport = 1;
       }
     }
-    if (last_stat && k == last_key) {
+    uint64_t h = hash_words(k);
+    if (last_stat && h == last_hash && k == last_key) {
       ++last_stat->frames;
       last_stat->bytes += f.len;
       return;
     }
-    auto it = flows.find(k);
-    if (it == flows.end()) {
-      if (flows.size() >= kMaxFlows) {
-        ++flows_overflow;
-        return;
-      }
-      it = flows.emplace(k, FlowStat{}).first;
+    FlowStat* st = flows.find_or_insert(k, h, kMaxFlows);
+    if (!st) {
+      ++flows_overflow;
+      if (overflow_gbp.size() < kMaxVnis || overflow_gbp.contains(k.gbp)) ++overflow_gbp[k.gbp];
+      if (overflow_vni.size() < kMaxVnis || overflow_vni.contains(k.vni)) ++overflow_vni[k.vni];
+      return;
     }
-    ++it->second.frames;
-    it->second.bytes += f.len;
+    ++st->frames;
+    st->bytes += f.len;
     last_key = k;
-    last_stat = &it->second;
+    last_hash = h;
+    last_stat = st;
   }
 };
 
 Tally::Tally(const AppMap* apps, size_t top) : impl_(std::make_unique<Impl>()) {
   impl_->apps = apps;
   impl_->top = top;
-  impl_->flows.reserve(1024);
 }
 
 Tally::~Tally() = default;
@@ -322,9 +310,6 @@ void Tally::add(const Frame& f, int64_t ts_ns) {
     return;
   }
   ++m.vxlan;
-  if (f.gbp_bit) ++m.gbp[f.gbp];
-  else ++m.no_gbp;
-  m.count_vni(f.vni);
   m.count_flow(f);
   if (f.has_inner_ip) m.pair(f);
 }
@@ -347,14 +332,24 @@ json Tally::facts() const {
   j["first_ts"] = frames_ ? seconds(m.first_ts) : 0.0;
   j["last_ts"] = frames_ ? seconds(m.last_ts) : 0.0;
   j["duration_s"] = frames_ ? seconds(m.last_ts - m.first_ts) : 0.0;
+  // VNIs and tags from the flow table (and what overflowed it).
+  std::map<uint32_t, uint64_t> vni_count(m.overflow_vni.begin(), m.overflow_vni.end());
+  std::map<int32_t, uint64_t> gbp_count(m.overflow_gbp.begin(), m.overflow_gbp.end());
+  m.flows.for_each([&](const FlowKey& k, const FlowStat& st) {
+    vni_count[k.vni] += st.frames;
+    gbp_count[k.gbp] += st.frames;
+  });
   json vnis = json::object();
-  for (const auto& [vni, n] : m.vnis) vnis[std::to_string(vni)] = n;
+  for (const auto& [vni, n] : vni_count) vnis[std::to_string(vni)] = n;
   j["vnis"] = vnis;
 
   // Tags, most frames first.
+  uint64_t no_gbp = 0;
   std::vector<std::pair<uint64_t, uint16_t>> tags;
-  for (size_t id = 0; id < m.gbp.size(); ++id)
-    if (m.gbp[id]) tags.emplace_back(m.gbp[id], static_cast<uint16_t>(id));
+  for (const auto& [id, n] : gbp_count) {
+    if (id < 0) no_gbp += n;
+    else tags.emplace_back(n, static_cast<uint16_t>(id));
+  }
   std::sort(tags.begin(), tags.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   });
@@ -367,13 +362,13 @@ json Tally::facts() const {
     if (apps && apps->have_tags && app.empty()) unknown.push_back(tag_text(id));
   }
   j["gbp"] = gbp;
-  j["no_gbp_frames"] = m.no_gbp;
+  j["no_gbp_frames"] = no_gbp;
   j["unknown_tags"] = unknown;
 
   // Flows, most frames first; apps and underlay paths from all of them.
   std::vector<std::pair<const FlowKey*, const FlowStat*>> flows;
   flows.reserve(m.flows.size());
-  for (const auto& [k, s] : m.flows) flows.emplace_back(&k, &s);
+  m.flows.for_each([&](const FlowKey& k, const FlowStat& s) { flows.emplace_back(&k, &s); });
   std::sort(flows.begin(), flows.end(), [](const auto& a, const auto& b) {
     if (a.second->frames != b.second->frames) return a.second->frames > b.second->frames;
     return std::memcmp(a.first, b.first, sizeof(FlowKey)) < 0;
