@@ -20,6 +20,26 @@ Topology (prefix P, e.g. "np1234a-"; cells i = 1..N, containers k = 1..M per cel
 Container k of cell i has IP 10.255.i.(10+k). Addresses are private and exist only inside
 the lab's namespaces; nothing is routed to the outside.
 
+GBP marks (on unless Lab(marks=False)), as Silk's vxlan-policy-agent writes them
+(silk-release: vxlan-policy-agent/enforcer/enforcer.go NewPolicyChain/enforce,
+lib/rules/rules.go NewMarkSetRule, vxlan-policy-agent/planner/planner_linux.go):
+every container is an app with a deterministic guid and a tag unique across the lab
+("0001", "0002", ... in lab order: c1k1, c1k2, ..., c2k1, ...). Each cell gets, in its
+filter table, a chain vpa--<microseconds since the epoch> jumped from FORWARD (inserted
+first) and one rule per local container:
+
+  -A FORWARD -j vpa--1767225600000000
+  -A vpa--1767225600000000 -s 10.255.1.11/32 -m comment --comment "src:<app guid>"
+     -j MARK --set-xmark 0x1/0xffffffff                      (as iptables-save prints it)
+
+so traffic a container sends across the overlay leaves the cell with skb->mark = its tag,
+which the GBP VTEP writes as the VXLAN group policy id (flags 0x88). A reply is marked by
+the replying container's cell. Traffic from the cell itself (10.255.i.0) is not forwarded
+and carries no GBP id (flags 0x08). write_tags() writes the policy server's tags list
+({"tags":[{"id": "<app guid>", "tag": "0003"}]}), write_store() a cell's container
+metadata store.json (handle -> {handle, ip, metadata{app_id, space_id, org_id,
+policy_group_id}}).
+
 Use as a context manager: `with Lab() as lab: ...`; down() always removes every namespace it
 created, also when up() failed half-way.
 """
@@ -32,9 +52,25 @@ import json
 import os
 import subprocess
 import tempfile
+import time
+import uuid
 from typing import Any
 
 _counter = itertools.count()
+
+# Fixed namespace for the lab's uuid-like ids: the same container gets the same guid in
+# every run.
+_LAB_UUID_NS = uuid.UUID("6e657470-6c61-4940-8c61-620000000000")
+
+
+def lab_guid(name: str) -> str:
+    """A deterministic uuid-like guid for `name` (an app, a space, an org)."""
+    return str(uuid.uuid5(_LAB_UUID_NS, name))
+
+
+def garden_handle(name: str) -> str:
+    """A deterministic container handle shaped like Garden's (8-4-4-4-4 hex digits)."""
+    return lab_guid("handle " + name)[:28]
 
 
 def require_root() -> None:
@@ -68,6 +104,14 @@ class Container:
     cont_if: str   # eth0 in the container namespace (created as c-... and renamed)
     host_mac: str  # aa:aa:...
     cont_mac: str  # ee:ee:...
+    app_guid: str = ""  # the app this container runs (one app per container)
+    tag: str = ""       # the app's policy tag, 4 hex digits ("0003"); GBP id int(tag, 16)
+    handle: str = ""    # the container's handle in the cell's metadata store
+
+    @property
+    def gbp(self) -> int:
+        """The VXLAN group policy id the kernel writes for this container's traffic."""
+        return int(self.tag, 16)
 
 
 @dataclasses.dataclass
@@ -81,20 +125,25 @@ class Cell:
     vtep_mac: str
     vtep_port: int = 4789
     containers: list[Container] = dataclasses.field(default_factory=list)
+    policy_chain: str | None = None  # vpa--<timestamp>, when the lab marks
 
 
 class Lab:
     VTEP = "silk-vtep"
     GATEWAY = "169.254.0.1"
 
+    SPACE_GUID = lab_guid("space")
+    ORG_GUID = lab_guid("org")
+
     def __init__(self, cells: int = 2, containers: int = 2, prefix: str | None = None,
-                 vtep_port: int = 4789):
+                 vtep_port: int = 4789, marks: bool = True):
         if cells < 1 or cells > 2:
             raise ValueError("the underlay is one veth pair: 1 or 2 cells")
         self.prefix = prefix or f"np{os.getpid()}{next(_counter)}-"
         self.n_cells = cells
         self.n_containers = containers
         self.vtep_port = vtep_port
+        self.marks = marks
         self.cells: list[Cell] = []
         self._created: list[str] = []
 
@@ -142,6 +191,9 @@ class Lab:
             self._build_vtep(cell, cell.vtep_port)
             for k in range(1, self.n_containers + 1):
                 self._add_container(cell, k)
+        if self.marks:
+            for cell in self.cells:
+                self.mark_apps(cell)
         return self
 
     def down(self) -> None:
@@ -186,9 +238,12 @@ class Lab:
     def _add_container(self, cell: Cell, k: int) -> Container:
         ip = f"10.255.{cell.index}.{10 + k}"
         created_as = silk_name("c-", ip)
+        # Tags are unique across the lab: 0001, 0002, ... in the order c1k1, c1k2, ..., c2k1.
+        n = (cell.index - 1) * self.n_containers + k
         c = Container(ns=f"{self.prefix}c{cell.index}k{k}", ip=ip, host_if=silk_name("s-", ip),
                       cont_if="eth0", host_mac=silk_mac("aa:aa", ip),
-                      cont_mac=silk_mac("ee:ee", ip))
+                      cont_mac=silk_mac("ee:ee", ip), app_guid=lab_guid(f"app c{cell.index}k{k}"),
+                      tag=f"{n:04X}", handle=garden_handle(f"c{cell.index}k{k}"))
         self._add_ns(c.ns)
         mtu = str(self.vtep_mtu(cell))
         self.ip(cell.ns, "link", "add", c.host_if, "mtu", mtu, "address", c.host_mac, "type",
@@ -210,6 +265,65 @@ class Lab:
         self.ip(c.ns, "route", "add", "default", "via", self.GATEWAY, "dev", c.cont_if, "src", ip)
         cell.containers.append(c)
         return c
+
+    # ---- GBP marks and the policy data that names them ----
+    def mark_apps(self, cell: Cell) -> str:
+        """Marks the egress of every container of `cell` with its app's tag, as Silk's
+        vxlan-policy-agent does: a new chain vpa--<microseconds> in the filter table (iptables
+        -N), a jump to it inserted first in FORWARD, then one MARK rule per container, both
+        through `iptables-restore --noflush` with the rule text the agent builds. Returns the
+        chain's name."""
+        chain = f"vpa--{time.time_ns() // 1000}"
+        ipt = ("ip", "netns", "exec", cell.ns)
+        sh(*ipt, "iptables", "-w", "-t", "filter", "-N", chain)
+        sh(*ipt, "iptables-restore", "--noflush",
+           input=f"*filter\n-I FORWARD 1 -j {chain}\nCOMMIT\n")
+        rules = [f"-A {chain} --source {c.ip} --jump MARK --set-xmark 0x{c.tag} "
+                 f"-m comment --comment src:{c.app_guid}\n"
+                 for c in sorted(cell.containers, key=lambda c: (c.ip, c.tag, c.app_guid))]
+        sh(*ipt, "iptables-restore", "--noflush", input="*filter\n" + "".join(rules) + "COMMIT\n")
+        cell.policy_chain = chain
+        return chain
+
+    def filter_rules(self, cell: Cell) -> list[str]:
+        """The cell's filter table as `iptables-save` prints it (the -A lines)."""
+        out = sh("ip", "netns", "exec", cell.ns, "iptables-save", "-t", "filter").stdout
+        return [line for line in out.splitlines() if line.startswith("-A ")]
+
+    def containers(self) -> list[Container]:
+        return [c for cell in self.cells for c in cell.containers]
+
+    def tags(self) -> dict:
+        """The policy server's tags list (GET /networking/v1/external/tags) for the lab's
+        apps."""
+        return {"tags": [{"id": c.app_guid, "tag": c.tag} for c in self.containers()]}
+
+    def store(self, cell: Cell) -> dict:
+        """The cell's container metadata store (/var/vcap/data/container-metadata/store.json):
+        handle -> {handle, ip, metadata{app_id, space_id, org_id, policy_group_id}}."""
+        return {c.handle: {"handle": c.handle, "ip": c.ip,
+                           "metadata": {"app_id": c.app_guid, "space_id": self.SPACE_GUID,
+                                        "org_id": self.ORG_GUID, "policy_group_id": c.app_guid}}
+                for c in cell.containers}
+
+    def write_tags(self, directory: str, name: str = "tags.json") -> str:
+        """Writes tags() as JSON into `directory`; returns the file's path."""
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            json.dump(self.tags(), f, indent=2)
+        return path
+
+    def write_store(self, cell: Cell, directory: str, name: str | None = None) -> str:
+        """Writes store(cell) as JSON into `directory` (store-c<i>.json unless `name`);
+        returns the file's path."""
+        path = os.path.join(directory, name or f"store-c{cell.index}.json")
+        with open(path, "w") as f:
+            json.dump(self.store(cell), f, indent=3)
+        return path
+
+    def write_stores(self, directory: str) -> list[str]:
+        """One store file per cell, in cell order."""
+        return [self.write_store(cell, directory) for cell in self.cells]
 
     # ---- fault injectors ----
     def link_down(self, ns: str, dev: str) -> None:
