@@ -117,7 +117,8 @@ struct Seen {
 };
 
 struct Followed {
-  int cls = -1;
+  int cls = -1;       // named after its earliest sighting (where it entered the path)
+  int64_t first_ts = 0;
   uint32_t mask = 0;  // points that saw it
   std::array<Seen, kMaxPoints> at{};
   bool echo = false, request = false;  // ICMP echo / TCP SYN: answered by its reply
@@ -157,13 +158,6 @@ class Tracker {
       }
       it = packets_.emplace(fp, Followed{}).first;
       Followed& f = it->second;
-      std::string c = class_of(*ip);
-      auto ci = class_index_.find(c);
-      if (ci == class_index_.end()) {
-        ci = class_index_.emplace(c, static_cast<int>(classes.size())).first;
-        classes.push_back(c);
-      }
-      f.cls = ci->second;
       if (auto k = answer_key(*ip)) {
         f.echo = true;
         f.request = k->second;
@@ -173,6 +167,18 @@ class Tracker {
     }
     Followed& f = it->second;
     if (f.mask & (1u << point)) return;  // seen here already (e.g. twice on `any`)
+    // Points are read in turns, not in time order: the class is named after the sighting
+    // with the earliest timestamp.
+    if (f.cls < 0 || p.ts_ns < f.first_ts) {
+      f.first_ts = p.ts_ns;
+      std::string c = class_of(*ip);
+      auto ci = class_index_.find(c);
+      if (ci == class_index_.end()) {
+        ci = class_index_.emplace(c, static_cast<int>(classes.size())).first;
+        classes.push_back(c);
+      }
+      f.cls = ci->second;
+    }
     f.mask |= 1u << point;
     f.at[point] = {ip->src, ip->dst, ip->has_ports ? ip->sport : uint16_t{0},
                    ip->has_ports ? ip->dport : uint16_t{0}, p.ts_ns};
@@ -488,6 +494,7 @@ class TraceHopsStep : public Step {
                      [&](size_t a, size_t b) { return cs[a].packets > cs[b].packets; });
     for (size_t ci : order) {
       const ClassStat& c = cs[ci];
+      if (c.packets == 0) continue;  // renamed after an earlier sighting
       total += c.packets;
       bool reverse = c.reverse > c.forward;
       std::vector<size_t> path(n);
@@ -568,9 +575,10 @@ class TraceHopsStep : public Step {
       out.status = Status::kFail;
       out.message = lost_message;
     } else {
+      size_t nclasses = classes.size();
       out.message = fmt::format("{} packet{} in {} class{} followed across {} points; none lost",
-                                total, total == 1 ? "" : "s", cs.size(),
-                                cs.size() == 1 ? "" : "es", n);
+                                total, total == 1 ? "" : "s", nclasses,
+                                nclasses == 1 ? "" : "es", n);
       if (!rw.empty()) out.message += fmt::format("; {} rewrite{}", rw.size(), rw.size() == 1 ? "" : "s");
     }
     return out;

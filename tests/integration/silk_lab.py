@@ -413,11 +413,14 @@ def validate_playbook(text: str) -> tuple[int, str, str]:
 
 
 def step_yaml(sid: str, uses: str, with_: dict, netns: str | None = None,
-              expect: dict | None = None) -> str:
-    """One step of a playbook's `steps:` list, as YAML text (JSON for the maps)."""
+              expect: dict | None = None, extra: dict | None = None) -> str:
+    """One step of a playbook's `steps:` list, as YAML text (JSON for the maps); `extra`
+    adds step keys such as background, timeout or needs."""
     y = f"  - id: {sid}\n    uses: {uses}\n"
     if netns:
         y += f"    netns: {netns}\n"
+    for k, v in (extra or {}).items():
+        y += f"    {k}: {json.dumps(v)}\n"
     y += f"    with: {json.dumps(with_)}\n"
     if expect:
         y += f"    expect: {json.dumps(expect)}\n"
