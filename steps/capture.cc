@@ -112,6 +112,18 @@ class CaptureSink : public PacketSink {
 
 double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
+/// Reads what is queued on `s` without waiting for more (a few rounds at most).
+std::string drain(PacketStream& s, PacketSink& sink, const StepContext& ctx) {
+  StepContext quiet = ctx;
+  quiet.stop_requested = nullptr;  // the stop request is what brought us here
+  for (int round = 0; round < 64 && !ctx.is_cancelled(); ++round) {
+    auto r = s.read(sink, 4096, Millis(0), quiet);
+    if (!r) return r.error();
+    if (*r != ReadStatus::kPackets) break;
+  }
+  return "";
+}
+
 class CaptureStep : public Step {
  public:
   const StepSpec& spec() const override {
@@ -259,6 +271,10 @@ class CaptureStep : public Step {
         break;
       }
     }
+    // Asked to stop (the steps that needed it are done) or out of time: what the kernel
+    // already queued was on the wire before that, so it is read too.
+    if (failure.empty() && stopped_by != "count" && stopped_by != "interrupt")
+      if (auto e = drain(s, sink, ctx); !e.empty()) failure = e;
     CaptureCounters c = s.counters();
     auto written = s.finish();
 

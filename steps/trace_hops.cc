@@ -424,6 +424,14 @@ class TraceHopsStep : public Step {
       }
       if (!failure.empty()) break;
     }
+    // What the kernel queued before the stop was on the wire before it: read it too.
+    StepContext quiet = ctx;
+    quiet.stop_requested = nullptr;
+    for (size_t i = 0; failure.empty() && i < points.size(); ++i)
+      for (int round = 0; round < 64 && !ctx.is_cancelled(); ++round) {
+        auto r = points[i].stream->read(sinks[i], 4096, Millis(0), quiet);
+        if (!r || *r != ReadStatus::kPackets) break;
+      }
     for (auto& pt : points) (void)pt.stream->finish();
     for (size_t i = 0; i < points.size(); ++i) points[i].packets = tracker.matched[i];
     StepOutput out = report(points, tracker);
