@@ -101,10 +101,12 @@ class PcapStream : public PacketStream {
     }
     auto until = Clock::now() + wait;
     for (;;) {
-      if (ctx.should_stop()) return ReadStatus::kIdle;
+      // What the socket already holds is delivered even when the step is stopping: the
+      // packets that made the steps needing this capture finish are among them.
       int n = pcap_dispatch(p_.get(), max, on_packet, reinterpret_cast<u_char*>(&d));
       if (n == PCAP_ERROR) return std::unexpected(std::string(pcap_geterr(p_.get())));
       if (d.delivered > 0) return ReadStatus::kPackets;
+      if (ctx.should_stop()) return ReadStatus::kIdle;
       auto now = Clock::now();
       if (now >= until || ctx.expired()) return ReadStatus::kIdle;
       auto slice = std::min<Millis>(std::chrono::duration_cast<Millis>(until - now), Millis(50));

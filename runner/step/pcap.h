@@ -67,9 +67,11 @@ class PacketStream {
   /// libpcap's DLT_ value of the packets (runner/step/packet.h names the ones decoded).
   virtual int linktype() const = 0;
   /// Delivers up to `max` packets to `sink`. A live stream waits up to `wait` for the first
-  /// one (never past ctx's deadline, and returns soon after ctx.should_stop()). An error
-  /// carries libpcap's message; for a file cut short it comes after the packets before the
-  /// cut were delivered.
+  /// one (never past ctx's deadline, and returns soon after ctx.should_stop()); what the
+  /// kernel has already captured is delivered without waiting, also after should_stop(), so
+  /// a reader that stops drains the queue with reads of `wait` 0 until one is not kPackets.
+  /// An error carries libpcap's message; for a file cut short it comes after the packets
+  /// before the cut were delivered.
   virtual std::expected<ReadStatus, std::string> read(PacketSink& sink, int max, Millis wait,
                                                       const StepContext& ctx) = 0;
   /// A descriptor that polls readable when a live stream has packets; -1 for files.
