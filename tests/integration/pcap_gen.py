@@ -213,6 +213,7 @@ class Frame:
     damage_at: int | None = None   # offset of the first damaged byte / layer start
     ts_ns: int = 0
     iface: int = 0
+    uport: int | None = None   # the UDP port of a VXLAN frame
 
     @property
     def malformed(self) -> bool:
@@ -247,6 +248,19 @@ class Frame:
                 "len": self.orig_len, "malformed": self.malformed,
                 "damage_at": self.damage_offset,
                 "layers": self.layers, "truth": self.truth()}
+
+    def as_seen(self, ports) -> "Frame":
+        """The frame as a decoder that takes only `ports` for VXLAN sees it: to another port
+        it is plain UDP (no VXLAN or inner columns, no VXLAN or inner damage)."""
+        if self.uport is None or self.uport in ports:
+            return self
+        end = self.layers["vxlan"]
+        bad = self.bad if self.bad_layer not in ("inner_eth", "inner_ip") else None
+        return dataclasses.replace(
+            self, kind=self.kind + f":plain-udp-{self.uport}",
+            fields=[x for x in self.fields if x[2] <= end], headers_end=min(self.headers_end, end),
+            bad=bad, bad_layer=self.bad_layer if bad else None,
+            damage_at=self.damage_at if bad else None, uport=None)
 
     def cut(self, layer: str, k: int, snap: bool = True) -> "Frame":
         """This frame cut k bytes into `layer`; snap: caplen < len, else the frame is short."""
@@ -372,6 +386,7 @@ def build(link: str = "EN10MB", vlans=(), *, underlay=("10.0.0.1", "10.0.0.2"),
     o += 8
     layers["inner_eth"] = o
     o += 14
+    uport_seen = uport
     if inner_arp:
         layers["inner_arp"] = o
         end = o + len(ipkt)
@@ -393,7 +408,7 @@ def build(link: str = "EN10MB", vlans=(), *, underlay=("10.0.0.1", "10.0.0.2"),
             fields += [("sport", sport, o + 4), ("dport", dport, o + 4)]
         end = o + l4_hdr_len(l4, seg)
     return Frame(data, len(data), link, kind, fields, layers, end, bad, bad_layer,
-                 layers.get(bad_layer) if bad_layer else None)
+                 layers.get(bad_layer) if bad_layer else None, uport=uport_seen)
 
 
 def _vlan_fields(link, vlans, fields, layers):
