@@ -63,6 +63,16 @@ bool decode_ip(Cursor c, int want, IpLayer& ip, Malformed& why, bool& ok_ip) {
       return false;
     }
     uint32_t ihl = (c.p[0] & 0x0f) * 4u;
+    // A header length below 20 or a total length below the header length makes the header
+    // itself bogus: nothing after those two fields is taken from it (tshark neither).
+    if (ihl < 20) {
+      why = Malformed::kIpv4HeaderLength;
+      return false;
+    }
+    if (be16(c.p + 2) < ihl) {
+      why = Malformed::kIpv4TotalLength;
+      return false;
+    }
     ip.src.family = ip.dst.family = 4;
     std::memcpy(ip.src.bytes.data(), c.p + 12, 4);
     std::memcpy(ip.dst.bytes.data(), c.p + 16, 4);
@@ -71,12 +81,8 @@ bool decode_ip(Cursor c, int want, IpLayer& ip, Malformed& why, bool& ok_ip) {
     ip.ip_id = be16(c.p + 4);
     ip.ip_len = be16(c.p + 2);
     ok_ip = true;
-    if (ihl < 20 || ihl > c.left) {
+    if (ihl > c.left) {  // options cut by the snap length: the fixed header is whole
       why = Malformed::kIpv4HeaderLength;
-      return false;
-    }
-    if (ip.ip_len < ihl) {
-      why = Malformed::kIpv4TotalLength;
       return false;
     }
     uint16_t frag = be16(c.p + 6);
@@ -187,7 +193,13 @@ bool decode_ip(Cursor c, int want, IpLayer& ip, Malformed& why, bool& ok_ip) {
       ip.icmp_code = l4[1];
       bool echo = ip.proto == kProtoIcmp ? (ip.icmp_type == 8 || ip.icmp_type == 0)
                                          : (ip.icmp_type == 128 || ip.icmp_type == 129);
-      if (echo && l4_avail >= 8) {
+      // Every ICMP header is 8 bytes (RFC 792), an ICMPv6 echo's too (RFC 4443): an echo
+      // cut before its id and seq cannot be paired, and is a truncated header.
+      if (l4_avail < 8 && (echo || ip.proto == kProtoIcmp)) {
+        why = Malformed::kIcmpTruncated;
+        return false;
+      }
+      if (echo) {
         ip.icmp_echo = true;
         ip.icmp_id = be16(l4 + 4);
         ip.icmp_seq = be16(l4 + 6);
