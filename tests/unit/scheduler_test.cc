@@ -178,10 +178,109 @@ class ThrowStep : public Step {
   StepOutput run(StepContext&, const Params&) const override { throw std::runtime_error("boom"); }
 };
 
+/// What the steps below did, in order (guarded by g_mu).
+std::vector<std::string> g_events;
+void note(std::string event) {
+  std::lock_guard lock(g_mu);
+  g_events.push_back(std::move(event));
+}
+
+/// A progress sink that counts the scheduler's ticks and records the steps it started, both
+/// readable from step threads: a step can wait until the scheduler has been round its loop.
+class TickProgress : public Progress {
+ public:
+  void on_start(const StepResult& s) override {
+    std::lock_guard lock(mu_);
+    started_.push_back(s.id);
+  }
+  void on_finish(const StepResult&) override {}
+  void on_tick() override {
+    {
+      std::lock_guard lock(mu_);
+      ++ticks_;
+    }
+    cv_.notify_all();
+  }
+  std::vector<std::string> started() const {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+  /// Waits for `n` more ticks (each a later pass of the scheduler's loop than the last)
+  /// unless the step is asked to stop; the limit only keeps a broken build from hanging.
+  bool wait_ticks(int n, const StepContext& ctx) {
+    std::unique_lock lock(mu_);
+    const int target = ticks_ + n;
+    const auto limit = Clock::now() + 30s;
+    while (ticks_ < target) {
+      if (ctx.should_stop() || Clock::now() >= limit) return false;
+      cv_.wait_for(lock, 5ms);
+    }
+    return true;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int ticks_ = 0;
+  std::vector<std::string> started_;
+};
+TickProgress* g_ticks = nullptr;
+
+/// A background step that says when it is ready, as a capture does once it listens: it
+/// notes "ID:listening", lets the scheduler go round its loop `ticks` times (so that a
+/// dependent started too early would have been started by then), notes which steps had
+/// started when it called ctx.ready(), then runs until it is asked to stop. With `error`
+/// it returns that error at once, never ready (a capture that could not open).
+class ReadyStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{
+        .name = "test.ready",
+        .summary = "test: signals ready",
+        .params = {{.name = "ticks", .type = ValueType::kInt, .default_value = 2},
+                   {.name = "error", .type = ValueType::kString}},
+        .supports_background = true,
+        .signals_ready = true,
+    };
+    return s;
+  }
+  StepOutput run(StepContext& ctx, const Params& p) const override {
+    if (p.has("error")) return StepOutput::error(p.str("error"));  // never ready
+    note(ctx.step_id + ":listening");
+    bool waited = g_ticks && g_ticks->wait_ticks(static_cast<int>(p.integer("ticks")), ctx);
+    std::string started;
+    if (g_ticks)
+      for (const auto& id : g_ticks->started()) started += (started.empty() ? "" : ",") + id;
+    note(ctx.step_id + ":ready, started " + started);
+    ctx.ready();
+    g_gates.wait("never", [&] { return ctx.should_stop(); });
+    note(ctx.step_id + ":stopped");
+    StepOutput out;
+    out.facts["waited"] = waited;
+    out.facts["stopped"] = ctx.should_stop();
+    return out;
+  }
+};
+
+/// Notes "ID:run".
+class NoteStep : public Step {
+ public:
+  const StepSpec& spec() const override {
+    static const StepSpec s{.name = "test.note", .summary = "test: notes that it ran"};
+    return s;
+  }
+  StepOutput run(StepContext& ctx, const Params&) const override {
+    note(ctx.step_id + ":run");
+    return {};
+  }
+};
+
 void register_fakes() {
   static bool once = [] {
     auto& r = Registry::instance();
     return r.add(std::make_unique<SleepStep>()).has_value() &&
+           r.add(std::make_unique<ReadyStep>()).has_value() &&
+           r.add(std::make_unique<NoteStep>()).has_value() &&
            r.add(std::make_unique<FactsStep>()).has_value() &&
            r.add(std::make_unique<FlakyStep>()).has_value() &&
            r.add(std::make_unique<ThrowStep>()).has_value();
@@ -515,6 +614,53 @@ TEST(Scheduler, BackgroundStepStopsWhenDependentsFinish) {
   // microseconds), and the capture ran on until the probe was done.
   EXPECT_LE(g_intervals["capture"].start, g_intervals["probe"].end);
   EXPECT_GE(g_intervals["capture"].end, g_intervals["probe"].end);
+}
+
+TEST(Scheduler, DependentsOfASignalsReadyStepStartAfterItIsReady) {
+  Builder b;
+  {
+    std::lock_guard lock(g_mu);
+    g_events.clear();
+  }
+  auto& bg = b.step("listen", "test.ready", {{"ticks", 2}});
+  bg.background = true;
+  bg.timeout = Millis(60000);
+  b.step("probe", "test.note").needs = {"listen"};
+  TickProgress progress;
+  g_ticks = &progress;
+  RunOptions opts;
+  opts.jobs = 2;
+  RunReport r = run(b.pb(), opts, &progress);
+  g_ticks = nullptr;
+  EXPECT_EQ(r.status, Status::kPass);
+  EXPECT_EQ(result(r, "probe").status, Status::kPass) << result(r, "probe").message;
+  const auto& listen = result(r, "listen");
+  EXPECT_EQ(listen.status, Status::kPass) << listen.message;
+  EXPECT_EQ(listen.facts["waited"], true);   // the scheduler went round while it listened
+  EXPECT_EQ(listen.facts["stopped"], true);  // and stopped it once the probe was done
+  std::lock_guard lock(g_mu);
+  // The probe had not been started when the background step said ready (though the
+  // scheduler had passed its loop twice since the step began), ran after it, and the
+  // background step ran on until the probe was done.
+  EXPECT_EQ(g_events, (std::vector<std::string>{"listen:listening", "listen:ready, started listen",
+                                                "probe:run", "listen:stopped"}));
+  EXPECT_EQ(progress.started(), (std::vector<std::string>{"listen", "probe"}));
+}
+
+TEST(Scheduler, ASignalsReadyStepThatEndsWithoutReadyReleasesItsDependents) {
+  // A background step that signals_ready but returns before calling ready() (its capture
+  // could not open) still lets the scheduler move on: its dependents are judged by how it
+  // ended.
+  Builder b;
+  auto& bg = b.step("listen", "test.ready", {{"error", "no such interface"}});
+  bg.background = true;
+  b.step("probe", "test.note").needs = {"listen"};
+  b.step("other", "test.note");
+  RunReport r = run(b.pb());
+  EXPECT_EQ(result(r, "listen").status, Status::kError);
+  EXPECT_EQ(result(r, "probe").status, Status::kSkip);
+  EXPECT_EQ(result(r, "probe").message, "needs 'listen', which errored");
+  EXPECT_EQ(result(r, "other").status, Status::kPass);
 }
 
 TEST(Scheduler, BackgroundReaderWaitsForTheEnd) {
