@@ -50,7 +50,8 @@ class CaptureSink : public PacketSink {
               const vxlan::DecodeOptions* decode, size_t evidence_frames, long long count)
       : linktype_(linktype),
         mac_(mac),
-        ports_(decode ? decode->ports : packet::PortSet{}),
+        // Evidence shows VXLAN on the default port even without `decode`, as tcpdump does.
+        ports_(decode ? decode->ports : vxlan::port_set({})),
         evidence_frames_(evidence_frames),
         count_(count) {
     if (decode) tally_.emplace(&decode->apps, decode->top);
@@ -226,9 +227,11 @@ class CaptureStep : public Step {
   StepOutput run(StepContext& ctx, const Params& p) const override {
     const bool decode = p.str("decode", "none") == "vxlan";
     std::optional<vxlan::DecodeOptions> opts;
-    auto parsed = vxlan::decode_options(p);
-    if (!parsed) return StepOutput::error(parsed.error());
-    if (decode) opts.emplace(std::move(*parsed));
+    if (decode) {
+      auto parsed = vxlan::decode_options(p);
+      if (!parsed) return StepOutput::error(parsed.error());
+      opts.emplace(std::move(*parsed));
+    }
     const std::string iface = p.str("interface", "any");
     LiveCaptureRequest req{.interface = iface,
                            .filter = p.str("filter"),

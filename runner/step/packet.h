@@ -144,7 +144,7 @@ std::string proto_name(uint8_t proto);
 
 /// tcpdump's one-line form of a frame at `ts_ns` (nanoseconds since the epoch, UTC):
 /// "12:00:01.000123 IP 10.0.0.1.43146 > 10.0.0.2.4789: VXLAN-GBP, flags [G I] (0x88),
-/// group policy id 3, vni 1" and, for VXLAN, a second line for the inner packet (as the
+/// group policy id 3 (tag 0003), vni 1" and, for VXLAN, a second line for the inner packet (as the
 /// Silk runbook shows tcpdump's output). Lines end without a newline; the second starts
 /// with "    ".
 std::string describe(const Frame& f, int64_t ts_ns);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <tuple>
@@ -115,7 +116,10 @@ std::expected<void, std::string> AppMap::load_tags(const std::string& path) {
     } catch (...) {
       used = 0;
     }
-    if (used != tag.size() || tag.empty() || v > 0xffff)
+    bool hex = !tag.empty() && std::all_of(tag.begin(), tag.end(), [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+    });
+    if (!hex || used != tag.size() || v > 0xffff)
       return std::unexpected(
           fmt::format("tags: {}: tag '{}' is not a 16-bit hex number", path, tag));
     app_of_tag[static_cast<uint16_t>(v)] = t["id"].get<std::string>();
