@@ -113,12 +113,15 @@ class CaptureSink : public PacketSink {
 
 double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
-/// Reads what is queued on `s` without waiting for more (a few rounds at most).
-std::string drain(PacketStream& s, PacketSink& sink, const StepContext& ctx) {
+/// Reads what is queued on `s` without waiting for more (a few rounds at most), never past
+/// `count` packets (0: no limit): a packet libpcap hands over is also written to the file.
+std::string drain(PacketStream& s, CaptureSink& sink, long long count, const StepContext& ctx) {
   StepContext quiet = ctx;
   quiet.stop_requested = nullptr;  // the stop request is what brought us here
   for (int round = 0; round < 64 && !ctx.is_cancelled(); ++round) {
-    auto r = s.read(sink, 4096, Millis(0), quiet);
+    long long left = count > 0 ? count - static_cast<long long>(sink.packets) : 4096;
+    if (left <= 0) break;
+    auto r = s.read(sink, static_cast<int>(std::min<long long>(left, 4096)), Millis(0), quiet);
     if (!r) return r.error();
     if (*r != ReadStatus::kPackets) break;
   }
@@ -277,7 +280,7 @@ class CaptureStep : public Step {
     // Asked to stop (the steps that needed it are done) or out of time: what the kernel
     // already queued was on the wire before that, so it is read too.
     if (failure.empty() && stopped_by != "count" && stopped_by != "interrupt")
-      if (auto e = drain(s, sink, ctx); !e.empty()) failure = e;
+      if (auto e = drain(s, sink, count, ctx); !e.empty()) failure = e;
     CaptureCounters c = s.counters();
     auto written = s.finish();
 
