@@ -286,7 +286,11 @@ TEST(PacketDecode, InnerTcpSegment) {
   Bytes inner = frames::ipv4("10.255.1.11", "10.255.2.11", 6,
                              frames::tcp(40000, 8080, 0x01020304, 0xa0b0c0d0,
                                          frames::kPsh | frames::kAck, data, 8));
-  Frame f = decode(frames::vxlan_frame(inner));
+  // Decoded in place: the payload pointer points into these bytes, which must outlive it.
+  Bytes bytes = frames::vxlan_frame(inner);
+  Frame f;
+  packet::decode(packet::kLinkEthernet, bytes.data(), static_cast<uint32_t>(bytes.size()),
+                 static_cast<uint32_t>(bytes.size()), vxlan_4789(), f);
   EXPECT_EQ(f.malformed, Malformed::kNone);
   const auto& t = f.inner;
   EXPECT_EQ(t.proto, 6);
